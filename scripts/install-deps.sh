@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package Trickle needs to build, test and benchmark.
+# Idempotent; safe to run on a fresh Debian 12 (bookworm) machine as root or with sudo.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  # libraries
+  libpq-dev libpg-query-dev librocksdb-dev
+  libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+  libabsl-dev libspdlog-dev libfmt-dev libboost-dev libboost-system-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # PostgreSQL 15 server for the test harness, pgbench, pg_recvlogical
+  postgresql-15 postgresql-client-15 postgresql-contrib
+  # tests of monitoring rules and plots of benchmark results
+  prometheus gnuplot-nox procps
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update
+$SUDO apt-get install -y --no-install-recommends "${missing[@]}"

@@ -1,0 +1,121 @@
+// The durable change log: committed source transactions in RocksDB.
+//
+// Invariants (enforced here, relied on by the refresh path):
+//  * Only committed transactions are visible: a transaction's changes are
+//    readable once its TransactionRecord is written (CommitTransaction).
+//  * Appends are idempotent on replay: BeginTransaction skips (returns false)
+//    a transaction whose commit LSN is at or below the stored high-water.
+//  * durable_lsn() never passes what is synced to disk; the capture reports
+//    nothing beyond it to PostgreSQL as flushed.
+//  * Memory stays bounded for huge transactions: changes are written in
+//    batches as they arrive, under their final keys; they become visible only
+//    with the commit record.
+// Key layout: docs/change_log_format.md.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "change_log.pb.h"
+#include "common/lsn.h"
+
+namespace rocksdb {
+class Env;
+}
+
+namespace trickle::storage {
+
+using Oid = uint32_t;
+using v1::ChangeRecord;
+using v1::RelationSchema;
+using v1::TransactionRecord;
+
+struct ChangeLogOptions {
+  // Directory of the RocksDB database; created when missing. No default.
+  std::string path;
+  // Flush staged changes of an open transaction to RocksDB once they reach
+  // this many bytes (bounds memory for huge transactions). Default 4 MiB.
+  size_t batch_bytes = 4 << 20;
+  // For fault-injection tests: the Env RocksDB uses. Not owned; must outlive
+  // the ChangeLog. Default: rocksdb::Env::Default().
+  rocksdb::Env* env = nullptr;
+};
+
+struct ChangeLogStats {
+  uint64_t approximate_bytes = 0;  // SST + memtable bytes
+  uint64_t transaction_count = 0;  // committed transactions retained (estimate)
+  Lsn oldest_commit_lsn = 0;       // 0 when empty
+  Lsn newest_commit_lsn = 0;       // stored high-water
+  Lsn durable_lsn = 0;
+};
+
+// One change as handed to readers: the change and the transaction it is in.
+struct LoggedChange {
+  const TransactionRecord* transaction;  // valid during the callback only
+  uint32_t sequence;                     // position within the transaction
+  const ChangeRecord* change;            // valid during the callback only
+};
+
+class ChangeLog {
+ public:
+  static absl::StatusOr<std::unique_ptr<ChangeLog>> Open(const ChangeLogOptions& options);
+  virtual ~ChangeLog() = default;
+
+  // ---- Writer side: one thread (the capture) calls these, in stream order.
+
+  // Starts a transaction whose commit record is at `commit_lsn` (pgoutput's
+  // Begin.final_lsn). Returns false when the transaction is already stored
+  // (commit_lsn <= high-water): the caller drops its changes.
+  virtual absl::StatusOr<bool> BeginTransaction(Lsn commit_lsn, uint32_t xid,
+                                                int64_t commit_time) = 0;
+  // Appends one change of `relation` to the open transaction.
+  virtual absl::Status Append(Oid relation, const ChangeRecord& change) = 0;
+  // Records a trickle.fence token carried by the open transaction.
+  virtual absl::Status AddFenceToken(const std::string& token) = 0;
+  // Writes the commit record; the transaction becomes visible to readers.
+  // Not yet durable: see Sync().
+  virtual absl::Status CommitTransaction(Lsn end_lsn) = 0;
+  // Forgets the open transaction (stream lost mid-transaction). Rows already
+  // written are overwritten when the transaction is decoded again.
+  virtual absl::Status AbortTransaction() = 0;
+  // Makes every committed transaction durable (fsync of RocksDB's WAL) and
+  // advances durable_lsn() to the end LSN of the last one.
+  virtual absl::Status Sync() = 0;
+  virtual Lsn durable_lsn() const = 0;     // end LSN of the last synced transaction
+  virtual Lsn high_water_lsn() const = 0;  // commit LSN of the last stored transaction
+
+  // Stores a relation schema when it differs from the latest stored version
+  // of that relation; returns the version the relation's changes now follow.
+  virtual absl::StatusOr<uint32_t> RecordRelation(const RelationSchema& schema) = 0;
+  virtual absl::StatusOr<RelationSchema> GetRelation(Oid relation, uint32_t version) const = 0;
+  // The newest version of every relation ever recorded.
+  virtual absl::StatusOr<std::vector<RelationSchema>> LatestRelations() const = 0;
+
+  // ---- Reader side: safe from any thread, concurrently with the writer.
+
+  // Calls `fn` for every change of `relation` in transactions with
+  // from <= commit_lsn < to, in commit order and, within a transaction, in
+  // the order the changes were made. Stops at the first non-OK status.
+  virtual absl::Status ReadChanges(Oid relation, Lsn from, Lsn to,
+                                   const std::function<absl::Status(const LoggedChange&)>& fn) const = 0;
+  // Committed transactions with from <= commit_lsn < to, in commit order.
+  virtual absl::StatusOr<std::vector<TransactionRecord>> ReadTransactions(Lsn from, Lsn to) const = 0;
+
+  // Deletes `relation`'s changes with commit_lsn < below. Transaction records
+  // are trimmed below the lowest trim point of all relations.
+  virtual absl::Status Trim(Oid relation, Lsn below) = 0;
+
+  virtual ChangeLogStats Stats() const = 0;
+
+  // Small durable key/value area for the service's own progress.
+  virtual absl::Status PutProgress(const std::string& key, const std::string& value) = 0;
+  virtual absl::StatusOr<std::optional<std::string>> GetProgress(const std::string& key) const = 0;
+};
+
+}  // namespace trickle::storage
