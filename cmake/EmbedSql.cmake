@@ -9,11 +9,13 @@ function(trickle_embed_sql target ns)
   foreach(f ${ARGN})
     list(APPEND files "${CMAKE_CURRENT_SOURCE_DIR}/${f}")
   endforeach()
+  string(REPLACE ";" "|" joined "${files}")
   add_custom_command(
     OUTPUT "${header}"
-    COMMAND ${CMAKE_COMMAND} -DOUT=${header} -DNS=${ns} "-DFILES=${files}" -P ${script}
+    COMMAND ${CMAKE_COMMAND} -DOUT=${header} -DNS=${ns} -DFILES=${joined} -P ${script}
     DEPENDS ${files} ${script}
-    COMMENT "Embedding SQL for ${target}")
+    COMMENT "Embedding SQL for ${target}"
+    VERBATIM)
   target_sources(${target} PRIVATE "${header}")
   target_include_directories(${target} PUBLIC "${CMAKE_CURRENT_BINARY_DIR}")
 endfunction()

@@ -1,5 +1,8 @@
-# Script mode: writes OUT with one raw string constant per file in FILES.
-set(body "// Generated from .sql files; do not edit.\n#pragma once\n#include <string_view>\nnamespace ${NS} {\n")
+# Script mode: writes OUT with one raw string constant per file in FILES
+# (FILES separated by "|").
+set(q "\"")
+set(body "// Generated from .sql files; do not edit.\n#pragma once\n#include ${q}absl/strings/string_view.h${q}\nnamespace ${NS} {\n")
+string(REPLACE "|" ";" FILES "${FILES}")
 foreach(f ${FILES})
   get_filename_component(stem "${f}" NAME_WE)
   string(REPLACE "_" ";" parts "${stem}")
@@ -11,7 +14,7 @@ foreach(f ${FILES})
     string(APPEND name "${first}${rest}")
   endforeach()
   file(READ "${f}" content)
-  string(APPEND body "inline constexpr std::string_view ${name} = R\"trickle_sql(${content})trickle_sql\";\n")
+  string(APPEND body "inline constexpr absl::string_view ${name} = R${q}trickle_sql(${content})trickle_sql${q};\n")
 endforeach()
 string(APPEND body "}  // namespace ${NS}\n")
 file(WRITE "${OUT}" "${body}")

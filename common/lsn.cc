@@ -1,5 +1,6 @@
 #include "common/lsn.h"
 
+
 #include <cstdlib>
 
 #include "absl/status/status.h"
@@ -14,10 +15,10 @@ std::string FormatLsn(Lsn lsn) {
                          static_cast<uint32_t>(lsn));
 }
 
-absl::StatusOr<Lsn> ParseLsn(std::string_view text) {
+absl::StatusOr<Lsn> ParseLsn(absl::string_view text) {
   size_t slash = text.find('/');
   uint32_t hi = 0, lo = 0;
-  if (slash == std::string_view::npos ||
+  if (slash == absl::string_view::npos ||
       !absl::SimpleHexAtoi(text.substr(0, slash), &hi) ||
       !absl::SimpleHexAtoi(text.substr(slash + 1), &lo)) {
     return absl::InvalidArgumentError(

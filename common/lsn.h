@@ -3,7 +3,7 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 
@@ -15,6 +15,6 @@ inline constexpr Lsn kInvalidLsn = 0;
 
 // "16/B374D848", PostgreSQL's textual form.
 std::string FormatLsn(Lsn lsn);
-absl::StatusOr<Lsn> ParseLsn(std::string_view text);
+absl::StatusOr<Lsn> ParseLsn(absl::string_view text);
 
 }  // namespace trickle

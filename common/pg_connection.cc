@@ -3,13 +3,14 @@
 #include <cstdlib>
 
 #include "absl/strings/match.h"
+
 #include "absl/strings/str_cat.h"
 
 namespace trickle {
 namespace {
 constexpr char kSqlStatePayload[] = "trickle.sqlstate";
 
-absl::Status WithSqlState(absl::Status status, std::string_view sqlstate) {
+absl::Status WithSqlState(absl::Status status, absl::string_view sqlstate) {
   if (!sqlstate.empty()) status.SetPayload(kSqlStatePayload, absl::Cord(sqlstate));
   return status;
 }
@@ -21,7 +22,7 @@ std::string TrimTrailingNewline(const char* message) {
 }
 }  // namespace
 
-absl::StatusCode StatusCodeForSqlState(std::string_view s) {
+absl::StatusCode StatusCodeForSqlState(absl::string_view s) {
   if (s.size() != 5) return absl::StatusCode::kUnknown;
   if (absl::StartsWith(s, "08") || s == "57P01" || s == "57P02" || s == "57P03" ||
       s == "53300") {
@@ -77,7 +78,7 @@ std::string PgConnection::Describe() const {
                       " dbname=", PQdb(conn_), " user=", PQuser(conn_));
 }
 
-absl::Status PgConnection::ErrorFromResult(const PGresult* result, std::string_view what) const {
+absl::Status PgConnection::ErrorFromResult(const PGresult* result, absl::string_view what) const {
   std::string sqlstate;
   std::string message;
   if (result != nullptr) {
@@ -95,7 +96,7 @@ absl::Status PgConnection::ErrorFromResult(const PGresult* result, std::string_v
   return WithSqlState(absl::Status(code, text), sqlstate);
 }
 
-absl::StatusOr<PgResult> PgConnection::Exec(std::string_view sql) {
+absl::StatusOr<PgResult> PgConnection::Exec(absl::string_view sql) {
   std::string query(sql);
   if (!PQsendQuery(conn_, query.c_str())) return ErrorFromResult(nullptr, "sending query");
   std::optional<PgResult> last;
@@ -118,7 +119,7 @@ absl::StatusOr<PgResult> PgConnection::Exec(std::string_view sql) {
 }
 
 absl::StatusOr<PgResult> PgConnection::ExecParams(
-    std::string_view sql, const std::vector<std::optional<std::string>>& params) {
+    absl::string_view sql, const std::vector<std::optional<std::string>>& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
@@ -132,7 +133,7 @@ absl::StatusOr<PgResult> PgConnection::ExecParams(
   return result;
 }
 
-absl::Status PgConnection::CopyIn(std::string_view copy_sql, std::string_view data) {
+absl::Status PgConnection::CopyIn(absl::string_view copy_sql, absl::string_view data) {
   std::string query(copy_sql);
   {
     PgResult start(PQexec(conn_, query.c_str()));
@@ -154,21 +155,21 @@ absl::Status PgConnection::CopyIn(std::string_view copy_sql, std::string_view da
   return error;
 }
 
-std::string PgConnection::QuoteIdentifier(std::string_view name) const {
+std::string PgConnection::QuoteIdentifier(absl::string_view name) const {
   char* quoted = PQescapeIdentifier(conn_, name.data(), name.size());
   std::string out = quoted ? quoted : "";
   PQfreemem(quoted);
   return out;
 }
 
-std::string PgConnection::QuoteLiteral(std::string_view value) const {
+std::string PgConnection::QuoteLiteral(absl::string_view value) const {
   char* quoted = PQescapeLiteral(conn_, value.data(), value.size());
   std::string out = quoted ? quoted : "";
   PQfreemem(quoted);
   return out;
 }
 
-void AppendCopyText(std::string_view value, std::string* out) {
+void AppendCopyText(absl::string_view value, std::string* out) {
   for (char c : value) {
     switch (c) {
       case '\\': out->append("\\\\"); break;

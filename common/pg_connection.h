@@ -10,7 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
@@ -23,7 +23,7 @@ namespace trickle {
 //  * 40001 serialization failure, 40P01 deadlock -> kAborted (retry the transaction)
 //  * 42xxx (syntax, undefined object, privilege), 22xxx, 23xxx -> kInvalidArgument /
 //    kFailedPrecondition (definite: report, don't loop)
-absl::StatusCode StatusCodeForSqlState(std::string_view sqlstate);
+absl::StatusCode StatusCodeForSqlState(absl::string_view sqlstate);
 
 // True for errors worth retrying after a reconnect or a new transaction.
 bool IsTransient(const absl::Status& status);
@@ -41,7 +41,7 @@ class PgResult {
   int columns() const { return PQnfields(result_.get()); }
   bool IsNull(int row, int column) const { return PQgetisnull(result_.get(), row, column); }
   // The value in text form; "" for NULL (check IsNull).
-  std::string_view Get(int row, int column) const {
+  absl::string_view Get(int row, int column) const {
     return {PQgetvalue(result_.get(), row, column),
             static_cast<size_t>(PQgetlength(result_.get(), row, column))};
   }
@@ -72,16 +72,16 @@ class PgConnection {
 
   // Runs one or more statements (simple query protocol); returns the last
   // result. Any failing statement gives an error with its SQLSTATE.
-  absl::StatusOr<PgResult> Exec(std::string_view sql);
+  absl::StatusOr<PgResult> Exec(absl::string_view sql);
   // Runs one statement with text parameters ($1, $2, ...); nullopt is NULL.
-  absl::StatusOr<PgResult> ExecParams(std::string_view sql,
+  absl::StatusOr<PgResult> ExecParams(absl::string_view sql,
                                       const std::vector<std::optional<std::string>>& params);
   // COPY ... FROM STDIN with `data` in text COPY format.
-  absl::Status CopyIn(std::string_view copy_sql, std::string_view data);
+  absl::Status CopyIn(absl::string_view copy_sql, absl::string_view data);
 
   // Quoting through libpq (never paste names or values unquoted).
-  std::string QuoteIdentifier(std::string_view name) const;
-  std::string QuoteLiteral(std::string_view value) const;
+  std::string QuoteIdentifier(absl::string_view name) const;
+  std::string QuoteLiteral(absl::string_view value) const;
 
   bool ok() const { return PQstatus(conn_) == CONNECTION_OK; }
   int BackendPid() const { return PQbackendPID(conn_); }
@@ -91,11 +91,11 @@ class PgConnection {
 
  private:
   explicit PgConnection(PGconn* conn) : conn_(conn) {}
-  absl::Status ErrorFromResult(const PGresult* result, std::string_view what) const;
+  absl::Status ErrorFromResult(const PGresult* result, absl::string_view what) const;
   PGconn* conn_;  // owned
 };
 
 // Escapes one value for the text COPY format (backslash, tab, newline, CR).
-void AppendCopyText(std::string_view value, std::string* out);
+void AppendCopyText(absl::string_view value, std::string* out);
 
 }  // namespace trickle

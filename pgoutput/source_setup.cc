@@ -46,10 +46,10 @@ absl::StatusOr<SlotInfo> EnsureSlot(PgConnection& conn, const SourceSetupOptions
           "or drop it with SELECT pg_drop_replication_slot(",
           conn.QuoteLiteral(options.slot_name), ")"));
     }
-    if (found.Get(0, 1) != db->Get(0, 0)) {
+    if (found.Get(0, 1) != db.Get(0, 0)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "replication slot \"", options.slot_name, "\" belongs to database \"", found.Get(0, 1),
-          "\", not \"", db->Get(0, 0), "\"; choose another --slot-name"));
+          "\", not \"", db.Get(0, 0), "\"; choose another --slot-name"));
     }
     if (!found.IsNull(0, 4)) {
       TRICKLE_ASSIGN_OR_RETURN(info.confirmed_flush, ParseLsn(found.Get(0, 4)));

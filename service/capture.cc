@@ -1,0 +1,301 @@
+#include "service/capture.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "pgoutput/tuple_fill.h"
+#include "spdlog/spdlog.h"
+
+namespace trickle::service {
+
+using pgoutput::ColumnKind;
+
+void ToDatums(const pgoutput::Tuple& tuple,
+              google::protobuf::RepeatedPtrField<storage::v1::Datum>* out) {
+  out->Reserve(static_cast<int>(tuple.size()));
+  for (const pgoutput::ColumnValue& column : tuple) {
+    storage::v1::Datum* d = out->Add();
+    switch (column.kind) {
+      case ColumnKind::kNull: d->set_kind(storage::v1::Datum::NULL_); break;
+      case ColumnKind::kUnchanged: d->set_kind(storage::v1::Datum::UNCHANGED_TOAST); break;
+      case ColumnKind::kText:
+        d->set_kind(storage::v1::Datum::TEXT);
+        d->set_value(column.data);
+        break;
+      case ColumnKind::kBinary:
+        d->set_kind(storage::v1::Datum::BINARY);
+        d->set_value(column.data);
+        break;
+    }
+  }
+}
+
+Capture::Capture(storage::ChangeLog* log, CaptureOptions options)
+    : log_(log), options_(options), decoder_(options.protocol_version) {
+  written_lsn_ = log_->durable_lsn();
+  absl::MutexLock lock(&mu_);
+  received_lsn_ = log_->durable_lsn();
+}
+
+absl::StatusOr<std::unique_ptr<Capture>> Capture::Create(storage::ChangeLog* log,
+                                                         CaptureOptions options) {
+  std::unique_ptr<Capture> capture(new Capture(log, options));
+  TRICKLE_ASSIGN_OR_RETURN(std::vector<storage::RelationSchema> stored, log->LatestRelations());
+  for (const storage::RelationSchema& s : stored) {
+    pgoutput::RelationSchema schema;
+    schema.relation_oid = s.relation_oid();
+    schema.version = s.version();
+    schema.namespace_name = s.namespace_name() == "pg_catalog" ? "" : s.namespace_name();
+    schema.relation_name = s.relation_name();
+    schema.replica_identity = s.replica_identity().empty() ? 'd' : s.replica_identity()[0];
+    for (const auto& c : s.columns()) {
+      schema.columns.push_back({c.is_key(), c.name(), c.type_oid(), c.type_modifier()});
+    }
+    TRICKLE_RETURN_IF_ERROR(capture->relations_.Restore(std::move(schema)));
+  }
+  return capture;
+}
+
+absl::Status Capture::OnXLogData(Lsn wal_start, Lsn wal_end, std::string_view payload) {
+  return decoder_.Decode(payload, this);
+}
+
+void Capture::OnKeepalive(Lsn wal_end) {
+  if (in_transaction_) return;
+  // Everything committed before wal_end has been sent and handled.
+  idle_lsn_ = std::max(idle_lsn_, wal_end);
+  AdvanceReceived(wal_end);
+}
+
+void Capture::AdvanceReceived(Lsn lsn) {
+  absl::MutexLock lock(&mu_);
+  if (lsn > received_lsn_) received_lsn_ = lsn;
+}
+
+absl::Status Capture::BeforeFeedback() {
+  if (log_->durable_lsn() < written_lsn_.load()) {
+    TRICKLE_RETURN_IF_ERROR(log_->Sync());
+    stats_.syncs++;
+    last_sync_ = absl::Now();
+  }
+  return absl::OkStatus();
+}
+
+Lsn Capture::FlushedLsn() {
+  Lsn durable = log_->durable_lsn();
+  // Idle and everything received is durable: the keepalive position is safe.
+  if (!in_transaction_ && durable >= last_end_lsn_ && idle_lsn_ > durable) return idle_lsn_;
+  return durable;
+}
+
+void Capture::OnDisconnect() {
+  if (in_transaction_ && !skipping_) {
+    absl::Status s = log_->AbortTransaction();
+    if (!s.ok()) spdlog::warn("forgetting the partial transaction: {}", s.ToString());
+  }
+  in_transaction_ = false;
+  skipping_ = false;
+  current_fences_.clear();
+  // A new connection decodes again from the slot: the decoder starts fresh.
+  decoder_ = pgoutput::Decoder(options_.protocol_version);
+}
+
+absl::StatusOr<const pgoutput::RelationSchema*> Capture::Relation(pgoutput::Oid oid,
+                                                                   const char* what) const {
+  auto schema = relations_.Current(oid);
+  if (!schema.ok()) {
+    return absl::InternalError(absl::StrCat(what, " for relation OID ", oid,
+                                            " arrived before its Relation message"));
+  }
+  return *schema;
+}
+
+absl::Status Capture::OnBegin(const pgoutput::BeginMessage& m) {
+  if (in_transaction_) {
+    return absl::InternalError(absl::StrCat("Begin of xid ", m.xid, " inside transaction xid ",
+                                            current_.xid()));
+  }
+  TRICKLE_ASSIGN_OR_RETURN(bool fresh, log_->BeginTransaction(m.final_lsn, m.xid, m.commit_time));
+  in_transaction_ = true;
+  skipping_ = !fresh;
+  current_.Clear();
+  current_.set_xid(m.xid);
+  current_.set_commit_lsn(m.final_lsn);
+  current_.set_commit_time(m.commit_time);
+  current_fences_.clear();
+  return absl::OkStatus();
+}
+
+absl::Status Capture::OnCommit(const pgoutput::CommitMessage& m) {
+  if (!in_transaction_) {
+    return absl::InternalError(absl::StrCat("Commit at ", FormatLsn(m.commit_lsn),
+                                            " without a Begin"));
+  }
+  in_transaction_ = false;
+  current_.set_end_lsn(m.end_lsn);
+  last_end_lsn_ = m.end_lsn;
+  if (skipping_) {
+    stats_.skipped_transactions++;
+  } else {
+    TRICKLE_RETURN_IF_ERROR(log_->CommitTransaction(m.end_lsn));
+    written_lsn_ = m.end_lsn;
+    stats_.transactions++;
+    stats_.last_commit_time = m.commit_time;
+    if (absl::Now() - last_sync_ >= options_.sync_interval) {
+      TRICKLE_RETURN_IF_ERROR(log_->Sync());
+      stats_.syncs++;
+      last_sync_ = absl::Now();
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& token : current_fences_) fences_[token] = m.commit_lsn;
+    if (m.end_lsn > received_lsn_) received_lsn_ = m.end_lsn;
+  }
+  current_fences_.clear();
+  if (!skipping_ && commit_listener_) commit_listener_(current_);
+  return absl::OkStatus();
+}
+
+absl::Status Capture::OnRelation(const pgoutput::RelationMessage& m) {
+  auto previous = relations_.Current(m.relation_oid);
+  pgoutput::SchemaVersion before = previous.ok() ? (*previous)->version : 0;
+  pgoutput::SchemaVersion version = relations_.Apply(m);
+  if (version == before) return absl::OkStatus();  // the usual resend
+  storage::RelationSchema schema;
+  schema.set_relation_oid(m.relation_oid);
+  schema.set_version(version);
+  schema.set_namespace_name(m.namespace_name.empty() ? "pg_catalog" : m.namespace_name);
+  schema.set_relation_name(m.relation_name);
+  schema.set_replica_identity(std::string(1, m.replica_identity));
+  schema.set_first_seen_lsn(current_.commit_lsn());
+  for (const pgoutput::RelationColumn& c : m.columns) {
+    auto* col = schema.add_columns();
+    col->set_name(c.name);
+    col->set_type_oid(c.type_oid);
+    col->set_type_modifier(c.type_modifier);
+    col->set_is_key(c.is_key);
+  }
+  TRICKLE_RETURN_IF_ERROR(log_->RecordRelation(schema).status());
+  if (before != 0) {
+    spdlog::info("relation {}.{} (OID {}) changed schema: version {} -> {}",
+                 schema.namespace_name(), m.relation_name, m.relation_oid, before, version);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Capture::AppendChange(pgoutput::Oid oid, storage::ChangeRecord& change) {
+  if (skipping_) return absl::OkStatus();
+  stats_.changes++;
+  auto* oids = current_.mutable_relation_oids();
+  if (std::find(oids->begin(), oids->end(), oid) == oids->end()) oids->Add(oid);
+  return log_->Append(oid, change);
+}
+
+absl::Status Capture::OnInsert(const pgoutput::InsertMessage& m) {
+  if (skipping_) return absl::OkStatus();
+  TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(m.relation_oid, "Insert"));
+  storage::ChangeRecord change;
+  change.set_op(storage::ChangeRecord::INSERT);
+  change.set_schema_version(rel->version);
+  ToDatums(m.new_tuple, change.mutable_new_values());
+  return AppendChange(m.relation_oid, change);
+}
+
+absl::Status Capture::OnUpdate(const pgoutput::UpdateMessage& m) {
+  if (skipping_) return absl::OkStatus();
+  TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(m.relation_oid, "Update"));
+  storage::ChangeRecord change;
+  change.set_op(storage::ChangeRecord::UPDATE);
+  change.set_schema_version(rel->version);
+  if (m.old_kind != pgoutput::OldTupleKind::kFull) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "UPDATE on source table \"", rel->QualifiedName(),
+        "\" arrived without the full old row; run ALTER TABLE ", rel->QualifiedName(),
+        " REPLICA IDENTITY FULL"));
+  }
+  ToDatums(m.old_tuple, change.mutable_old_values());
+  bool has_unchanged = std::any_of(m.new_tuple.begin(), m.new_tuple.end(), [](const auto& c) {
+    return c.kind == ColumnKind::kUnchanged;
+  });
+  if (has_unchanged) {  // rare: copy only when a TOASTed value must be filled in
+    pgoutput::UpdateMessage filled = m;
+    TRICKLE_RETURN_IF_ERROR(pgoutput::FillUnchangedToast(*rel, &filled));
+    ToDatums(filled.new_tuple, change.mutable_new_values());
+  } else {
+    ToDatums(m.new_tuple, change.mutable_new_values());
+  }
+  return AppendChange(m.relation_oid, change);
+}
+
+absl::Status Capture::OnDelete(const pgoutput::DeleteMessage& m) {
+  if (skipping_) return absl::OkStatus();
+  TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(m.relation_oid, "Delete"));
+  if (m.old_kind != pgoutput::OldTupleKind::kFull) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "DELETE on source table \"", rel->QualifiedName(),
+        "\" arrived without the full old row; run ALTER TABLE ", rel->QualifiedName(),
+        " REPLICA IDENTITY FULL"));
+  }
+  storage::ChangeRecord change;
+  change.set_op(storage::ChangeRecord::DELETE);
+  change.set_schema_version(rel->version);
+  ToDatums(m.old_tuple, change.mutable_old_values());
+  return AppendChange(m.relation_oid, change);
+}
+
+absl::Status Capture::OnTruncate(const pgoutput::TruncateMessage& m) {
+  if (skipping_) return absl::OkStatus();
+  for (pgoutput::Oid oid : m.relation_oids) {
+    TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(oid, "Truncate"));
+    storage::ChangeRecord change;
+    change.set_op(storage::ChangeRecord::TRUNCATE);
+    change.set_schema_version(rel->version);
+    TRICKLE_RETURN_IF_ERROR(AppendChange(oid, change));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Capture::OnMessage(const pgoutput::LogicalMessage& m) {
+  if (m.prefix != kFencePrefix) return absl::OkStatus();
+  if (!m.transactional || !in_transaction_) {
+    // A non-transactional fence proves nothing about snapshot order.
+    spdlog::warn("ignoring non-transactional {} message \"{}\"", kFencePrefix, m.content);
+    return absl::OkStatus();
+  }
+  current_fences_.push_back(m.content);
+  if (skipping_) return absl::OkStatus();
+  return log_->AddFenceToken(m.content);
+}
+
+absl::Status Capture::OnStreamStart(const pgoutput::StreamStartMessage& m) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the server streams in-progress transaction ", m.xid,
+      " but Trickle did not ask for streaming; check that nothing else sets streaming on slot"));
+}
+
+absl::StatusOr<Lsn> Capture::WaitForFence(const std::string& token, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto found = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return fences_.contains(token); };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&found), timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "fence \"", token, "\" did not arrive through the replication stream within ",
+        absl::FormatDuration(timeout), "; is the capture streaming?"));
+  }
+  Lsn lsn = fences_[token];
+  fences_.erase(token);
+  return lsn;
+}
+
+absl::Status Capture::WaitForLsn(Lsn lsn, absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  auto reached = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return received_lsn_ >= lsn; };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&reached), timeout)) {
+    return absl::DeadlineExceededError(absl::StrCat("the change log did not reach ", FormatLsn(lsn),
+                                                    " within ", absl::FormatDuration(timeout)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace trickle::service

@@ -1,0 +1,147 @@
+#include "service/config.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+
+// Each flag: what it is, its default, whether it can change at runtime.
+// Environment: TRICKLE_<FLAG IN UPPER CASE>, e.g. TRICKLE_DSN.
+ABSL_FLAG(std::string, dsn, "",
+          "libpq connection string of the source database (key=value or postgresql:// URI). "
+          "Required. Restart to change. Env TRICKLE_DSN.");
+ABSL_FLAG(std::string, slot_name, "trickle",
+          "Logical replication slot Trickle streams from (plugin pgoutput). Default trickle. "
+          "Restart to change. Env TRICKLE_SLOT_NAME.");
+ABSL_FLAG(std::string, publication_name, "trickle_sources",
+          "Publication holding the source tables. Default trickle_sources. Restart to change. "
+          "Env TRICKLE_PUBLICATION_NAME.");
+ABSL_FLAG(std::string, data_dir, "./trickle-data",
+          "Directory of the RocksDB change log (a persistent volume in production). "
+          "Default ./trickle-data. Restart to change. Env TRICKLE_DATA_DIR.");
+ABSL_FLAG(std::string, log_level, "info",
+          "Log level: trace, debug, info, warn, error, critical or off. Default info. "
+          "Env TRICKLE_LOG_LEVEL.");
+ABSL_FLAG(bool, create_missing, true,
+          "Create the slot and the publication when they do not exist. Default true. "
+          "Env TRICKLE_CREATE_MISSING.");
+ABSL_FLAG(bool, set_replica_identity, false,
+          "Set REPLICA IDENTITY FULL on published source tables that lack it (else refuse "
+          "with the statement to run). Default false. Env TRICKLE_SET_REPLICA_IDENTITY.");
+ABSL_FLAG(int, protocol_version, 1,
+          "pgoutput proto_version (1 or 2). Default 1. Restart to change. "
+          "Env TRICKLE_PROTOCOL_VERSION.");
+ABSL_FLAG(absl::Duration, status_interval, absl::Seconds(1),
+          "Longest gap between standby status updates to the server (capped at "
+          "wal_sender_timeout/2). Default 1s. Env TRICKLE_STATUS_INTERVAL.");
+ABSL_FLAG(absl::Duration, sync_interval, absl::Milliseconds(100),
+          "Group-commit interval: the change log is fsynced at least this often while "
+          "changes arrive. Default 100ms. Env TRICKLE_SYNC_INTERVAL.");
+
+namespace trickle::service {
+namespace {
+
+constexpr const char* kEnvFlags[] = {"dsn",           "slot_name",        "publication_name",
+                                     "data_dir",      "log_level",        "create_missing",
+                                     "set_replica_identity", "protocol_version",
+                                     "status_interval", "sync_interval"};
+
+absl::Status ApplyEnvironment() {
+  for (const char* name : kEnvFlags) {
+    std::string env = absl::StrCat("TRICKLE_", absl::AsciiStrToUpper(name));
+    const char* value = std::getenv(env.c_str());
+    if (value == nullptr) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string error;
+    if (flag == nullptr || !flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("environment variable ", env, "=\"", value, "\" is invalid: ", error));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ServiceConfig> ParseConfig(int argc, char** argv) {
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "service/");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  usage.normalize_filename = [](absl::string_view f) { return std::string(f); };
+  usage.version_string = []() { return std::string("trickled 0.1.0\n"); };
+  absl::SetFlagsUsageConfig(usage);
+  absl::SetProgramUsageMessage(
+      "trickled: keeps stream tables fresh for PostgreSQL from outside the database.\n"
+      "Every flag can also be set with an environment variable TRICKLE_<FLAG>, e.g. "
+      "TRICKLE_DSN.\nUsage: trickled --dsn='host=... dbname=...' [--data-dir=DIR] ...");
+  if (absl::Status s = ApplyEnvironment(); !s.ok()) return s;
+  // Accept --slot-name as well as --slot_name: hyphens read better on a
+  // command line and in Kubernetes manifests.
+  std::vector<std::string> args(argv, argv + argc);
+  std::vector<char*> normalized;
+  for (std::string& arg : args) {
+    if (absl::StartsWith(arg, "--")) {
+      size_t end = std::min(arg.find('='), arg.size());
+      for (size_t i = 2; i < end; ++i) {
+        if (arg[i] == '-') arg[i] = '_';
+      }
+    }
+    normalized.push_back(arg.data());
+  }
+  absl::ParseCommandLine(static_cast<int>(normalized.size()), normalized.data());
+
+  ServiceConfig config;
+  config.dsn = absl::GetFlag(FLAGS_dsn);
+  config.slot_name = absl::GetFlag(FLAGS_slot_name);
+  config.publication_name = absl::GetFlag(FLAGS_publication_name);
+  config.data_dir = absl::GetFlag(FLAGS_data_dir);
+  config.log_level = absl::GetFlag(FLAGS_log_level);
+  config.create_missing = absl::GetFlag(FLAGS_create_missing);
+  config.set_replica_identity = absl::GetFlag(FLAGS_set_replica_identity);
+  config.protocol_version = absl::GetFlag(FLAGS_protocol_version);
+  config.status_interval = absl::GetFlag(FLAGS_status_interval);
+  config.sync_interval = absl::GetFlag(FLAGS_sync_interval);
+
+  if (config.dsn.empty()) {
+    return absl::InvalidArgumentError(
+        "no source database: pass --dsn='host=... dbname=... user=...' or set TRICKLE_DSN");
+  }
+  if (config.protocol_version < 1 || config.protocol_version > 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--protocol-version=", config.protocol_version, " is not supported; use 1 or 2"));
+  }
+  if (config.slot_name.empty() || config.publication_name.empty() || config.data_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "--slot-name, --publication-name and --data-dir must not be empty");
+  }
+  if (config.status_interval <= absl::ZeroDuration() ||
+      config.sync_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--status-interval and --sync-interval must be positive");
+  }
+  return config;
+}
+
+absl::Status ConfigureLogging(const std::string& level) {
+  auto parsed = spdlog::level::from_str(level);
+  if (parsed == spdlog::level::off && level != "off") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--log-level=", level, " is not a level; use trace, debug, info, warn, error, critical or off"));
+  }
+  spdlog::set_level(parsed);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ [%t] %v");
+  return absl::OkStatus();
+}
+
+}  // namespace trickle::service
