@@ -140,6 +140,8 @@ absl::Status Capture::OnCommit(const pgoutput::CommitMessage& m) {
   } else {
     TRICKLE_RETURN_IF_ERROR(log_->CommitTransaction(m.end_lsn));
     written_lsn_ = m.end_lsn;
+    spdlog::debug("stored transaction xid {} commit {} ({} relations)", current_.xid(),
+                  FormatLsn(m.commit_lsn), current_.relation_oids_size());
     stats_.transactions++;
     stats_.last_commit_time = m.commit_time;
     if (absl::Now() - last_sync_ >= options_.sync_interval) {
