@@ -14,7 +14,7 @@ packages=(
   # PostgreSQL 15 server for the test harness, pgbench, pg_recvlogical
   postgresql-15 postgresql-client-15 postgresql-contrib
   # tests of monitoring rules and plots of benchmark results
-  prometheus gnuplot-nox procps
+  prometheus gnuplot-nox procps python3
 )
 
 SUDO=""
