@@ -98,7 +98,7 @@ void Capture::OnDisconnect() {
   skipping_ = false;
   current_fences_.clear();
   // A new connection decodes again from the slot: the decoder starts fresh.
-  decoder_ = pgoutput::Decoder(options_.protocol_version);
+  decoder_.Reset();
 }
 
 absl::StatusOr<const pgoutput::RelationSchema*> Capture::Relation(pgoutput::Oid oid,

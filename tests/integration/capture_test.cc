@@ -219,7 +219,7 @@ TEST(CaptureTest, ReplicaIdentityCheckNamesTheTableAndTheFix) {
   ASSERT_EQ(check.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(check.message().find("\"public.Cap Ident\" has REPLICA IDENTITY DEFAULT"),
             std::string::npos) << check;
-  EXPECT_NE(check.message().find("ALTER TABLE public.\"Cap Ident\" REPLICA IDENTITY FULL"),
+  EXPECT_NE(check.message().find("ALTER TABLE \"public\".\"Cap Ident\" REPLICA IDENTITY FULL"),
             std::string::npos) << check;
   setup.set_replica_identity = true;
   EXPECT_TRUE(pgoutput::CheckReplicaIdentity(sql, setup).ok());
@@ -228,7 +228,9 @@ TEST(CaptureTest, ReplicaIdentityCheckNamesTheTableAndTheFix) {
 }
 
 TEST(CaptureTest, SlotOfTheWrongPluginIsRefusedWithAFix) {
-  PgConnection& sql = *TestPostgres().Connect().value();
+  auto conn = TestPostgres().Connect();
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  PgConnection& sql = **conn;
   ASSERT_TRUE(sql.Exec("SELECT pg_create_logical_replication_slot('cap_wrong', 'test_decoding')").ok());
   pgoutput::SourceSetupOptions setup;
   setup.slot_name = "cap_wrong";
