@@ -61,6 +61,7 @@
 
 #include "pgoutput/decoder.h"
 
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -78,6 +79,10 @@
 
 namespace trickle::pgoutput {
 namespace decoder_internal {
+
+static_assert(std::endian::native == std::endian::little ||
+                  std::endian::native == std::endian::big,
+              "the big-endian reads assume a little- or big-endian host");
 
 // Where inside a repeated element (tuple column, relation column) the reader
 // is, so an error says "new tuple column 2 of 5". Set by ElementScope.
@@ -130,10 +135,7 @@ class Reader {
   absl::Status ReadCString(absl::string_view field, std::string* out) {
     const char* begin = bytes_.data() + pos_;
     const void* nul = std::memchr(begin, '\0', remaining());
-    if (ABSL_PREDICT_FALSE(nul == nullptr)) {
-      return Error(pos_, absl::StrCat(field, " (String) has no NUL terminator in the ",
-                                      remaining(), " bytes left"));
-    }
+    if (ABSL_PREDICT_FALSE(nul == nullptr)) return UnterminatedError(field);
     size_t length = static_cast<const char*>(nul) - begin;
     out->assign(begin, length);
     pos_ += length + 1;
@@ -145,17 +147,8 @@ class Reader {
     size_t length_offset = pos_;
     int32_t length = 0;
     TRICKLE_RETURN_IF_ERROR(ReadI32(length_field, &length));
-    if (ABSL_PREDICT_FALSE(length < 0)) {
-      pos_ = length_offset;
-      return Error(length_offset, absl::StrCat(length_field, " ", length, " is negative"));
-    }
-    if (ABSL_PREDICT_FALSE(static_cast<size_t>(length) > remaining())) {
-      size_t left = remaining();
-      pos_ = length_offset;
-      return Error(length_offset,
-                   absl::StrCat(length_field, " ", length,
-                                " runs past the end of the buffer (", left,
-                                " bytes follow the length)"));
+    if (ABSL_PREDICT_FALSE(length < 0 || static_cast<size_t>(length) > remaining())) {
+      return BadLengthError(length_field, length_offset, length);
     }
     out->assign(bytes_.data() + pos_, static_cast<size_t>(length));
     pos_ += static_cast<size_t>(length);
@@ -204,20 +197,52 @@ class Reader {
 
  private:
   template <typename T>
-  absl::Status ReadInt(absl::string_view field, absl::string_view wire_type, T* out) {
+  ABSL_ATTRIBUTE_ALWAYS_INLINE absl::Status ReadInt(absl::string_view field,
+                                                    absl::string_view wire_type, T* out) {
     if (ABSL_PREDICT_FALSE(remaining() < sizeof(T))) {
-      return Error(pos_, absl::StrCat(field, " (", wire_type, ") needs ", sizeof(T),
-                                      " bytes but only ", remaining(), " remain"));
+      return TruncatedError(field, wire_type, sizeof(T));
     }
-    uint64_t value = 0;
-    for (size_t i = 0; i < sizeof(T); ++i) {
-      value = (value << 8) | static_cast<uint8_t>(bytes_[pos_ + i]);
+    using U = std::make_unsigned_t<T>;
+    U value;
+    std::memcpy(&value, bytes_.data() + pos_, sizeof(T));
+    if constexpr (std::endian::native == std::endian::little && sizeof(T) == 2) {
+      value = __builtin_bswap16(value);
+    } else if constexpr (std::endian::native == std::endian::little && sizeof(T) == 4) {
+      value = __builtin_bswap32(value);
+    } else if constexpr (std::endian::native == std::endian::little && sizeof(T) == 8) {
+      value = __builtin_bswap64(value);
     }
     // Unsigned-to-signed conversion is modular since C++20, which is exactly
     // two's complement decoding.
-    *out = static_cast<T>(static_cast<std::make_unsigned_t<T>>(value));
+    *out = static_cast<T>(value);
     pos_ += sizeof(T);
     return absl::OkStatus();
+  }
+
+  // The error paths are kept out of line so the hot read paths stay small.
+  ABSL_ATTRIBUTE_NOINLINE absl::Status UnterminatedError(absl::string_view field) const {
+    return Error(pos_, absl::StrCat(field, " (String) has no NUL terminator in the ",
+                                    remaining(), " bytes left"));
+  }
+
+  // Rewinds to the length field, so the position is unchanged on error.
+  ABSL_ATTRIBUTE_NOINLINE absl::Status BadLengthError(absl::string_view length_field,
+                                                      size_t length_offset, int32_t length) {
+    const size_t left = remaining();
+    pos_ = length_offset;
+    if (length < 0) {
+      return Error(length_offset, absl::StrCat(length_field, " ", length, " is negative"));
+    }
+    return Error(length_offset, absl::StrCat(length_field, " ", length,
+                                             " runs past the end of the buffer (", left,
+                                             " bytes follow the length)"));
+  }
+
+  ABSL_ATTRIBUTE_NOINLINE absl::Status TruncatedError(absl::string_view field,
+                                                      absl::string_view wire_type,
+                                                      size_t needed) const {
+    return Error(pos_, absl::StrCat(field, " (", wire_type, ") needs ", needed,
+                                    " bytes but only ", remaining(), " remain"));
   }
 
   absl::string_view bytes_;
