@@ -10,7 +10,12 @@
 //  * Memory stays bounded for huge transactions: changes are written in
 //    batches as they arrive, under their final keys; they become visible only
 //    with the commit record.
-// Key layout: docs/change_log_format.md.
+//  * A failed write never advances high_water_lsn() or durable_lsn(): the
+//    capture reconnects, PostgreSQL sends the transaction again, and
+//    BeginTransaction accepts it again. The object stays usable; the next
+//    writer call first brings RocksDB out of its read-only error state
+//    (DB::Resume) and fails again, with the cause, while the fault lasts.
+// Key layout, encoding and recovery rules: docs/change_log_format.md.
 #pragma once
 
 #include <cstdint>
@@ -45,6 +50,10 @@ struct ChangeLogOptions {
   // For fault-injection tests: the Env RocksDB uses. Not owned; must outlive
   // the ChangeLog. Default: rocksdb::Env::Default().
   rocksdb::Env* env = nullptr;
+  // Memory RocksDB may use for memtables, shared by all column families
+  // (DBOptions::db_write_buffer_size); each family's memtable is a quarter of
+  // it. Default 64 MiB. Fixed at Open.
+  size_t memtable_bytes = 64 << 20;
 };
 
 struct ChangeLogStats {
@@ -53,6 +62,10 @@ struct ChangeLogStats {
   Lsn oldest_commit_lsn = 0;       // 0 when empty
   Lsn newest_commit_lsn = 0;       // stored high-water
   Lsn durable_lsn = 0;
+  // Bytes of the open transaction held in memory, not yet handed to RocksDB,
+  // now and at most since Open. Bounded by batch_bytes plus one change.
+  uint64_t staged_bytes = 0;
+  uint64_t peak_staged_bytes = 0;
 };
 
 // One change as handed to readers: the change and the transaction it is in.
@@ -68,21 +81,34 @@ class ChangeLog {
   virtual ~ChangeLog() = default;
 
   // ---- Writer side: one thread (the capture) calls these, in stream order.
+  //
+  // A transaction is Begin, any number of Append/AddFenceToken, then Commit or
+  // Abort. After a write of the open transaction failed, Append, AddFenceToken
+  // and Commit return that failure (FailedPrecondition) until the caller
+  // aborts or begins a transaction again: a failed transaction is re-received,
+  // never resumed. Append, AddFenceToken and Commit outside a transaction
+  // return FailedPrecondition.
 
   // Starts a transaction whose commit record is at `commit_lsn` (pgoutput's
   // Begin.final_lsn). Returns false when the transaction is already stored
-  // (commit_lsn <= high-water): the caller drops its changes.
+  // (commit_lsn <= high-water): Append, AddFenceToken and CommitTransaction
+  // are then no-ops until the next Begin, so the caller may either drop the
+  // transaction's changes or pass them on. A Begin while a transaction is
+  // open aborts it first (the stream was lost and restarted).
   virtual absl::StatusOr<bool> BeginTransaction(Lsn commit_lsn, uint32_t xid,
                                                 int64_t commit_time) = 0;
-  // Appends one change of `relation` to the open transaction.
+  // Appends one change of `relation` to the open transaction. May write a
+  // batch of the transaction's changes to RocksDB (invisible until Commit).
   virtual absl::Status Append(Oid relation, const ChangeRecord& change) = 0;
   // Records a trickle.fence token carried by the open transaction.
   virtual absl::Status AddFenceToken(const std::string& token) = 0;
   // Writes the commit record; the transaction becomes visible to readers.
   // Not yet durable: see Sync().
   virtual absl::Status CommitTransaction(Lsn end_lsn) = 0;
-  // Forgets the open transaction (stream lost mid-transaction). Rows already
-  // written are overwritten when the transaction is decoded again.
+  // Forgets the open transaction (stream lost mid-transaction) and deletes
+  // the rows it already wrote. When that delete fails the rows stay invisible
+  // (no commit record) and the next BeginTransaction retries the delete
+  // before it accepts anything.
   virtual absl::Status AbortTransaction() = 0;
   // Makes every committed transaction durable (fsync of RocksDB's WAL) and
   // advances durable_lsn() to the end LSN of the last one.
@@ -92,12 +118,17 @@ class ChangeLog {
 
   // Stores a relation schema when it differs from the latest stored version
   // of that relation; returns the version the relation's changes now follow.
+  // Versions start at 1. `schema.version` is ignored; a zero first_seen_lsn
+  // is set to the open transaction's commit LSN. Inside a skipped (replayed)
+  // transaction, an identical older version is returned instead of storing a
+  // new one. Written with the WAL, durable with the next Sync().
   virtual absl::StatusOr<uint32_t> RecordRelation(const RelationSchema& schema) = 0;
   virtual absl::StatusOr<RelationSchema> GetRelation(Oid relation, uint32_t version) const = 0;
   // The newest version of every relation ever recorded.
   virtual absl::StatusOr<std::vector<RelationSchema>> LatestRelations() const = 0;
 
   // ---- Reader side: safe from any thread, concurrently with the writer.
+  // GetRelation and LatestRelations above are safe from any thread too.
 
   // Calls `fn` for every change of `relation` in transactions with
   // from <= commit_lsn < to, in commit order and, within a transaction, in
@@ -108,12 +139,16 @@ class ChangeLog {
   virtual absl::StatusOr<std::vector<TransactionRecord>> ReadTransactions(Lsn from, Lsn to) const = 0;
 
   // Deletes `relation`'s changes with commit_lsn < below. Transaction records
-  // are trimmed below the lowest trim point of all relations.
+  // are trimmed below the lowest trim point of all relations that ever had
+  // changes (or were trimmed): a relation nobody trims keeps every
+  // transaction record. Trim points never move back; Trim(r, UINT64_MAX)
+  // drops every change of r stored so far.
   virtual absl::Status Trim(Oid relation, Lsn below) = 0;
 
   virtual ChangeLogStats Stats() const = 0;
 
-  // Small durable key/value area for the service's own progress.
+  // Small durable key/value area for the service's own progress. PutProgress
+  // syncs (durable when it returns). Both are safe from any thread.
   virtual absl::Status PutProgress(const std::string& key, const std::string& value) = 0;
   virtual absl::StatusOr<std::optional<std::string>> GetProgress(const std::string& key) const = 0;
 };
