@@ -75,13 +75,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
+#include "common/absl_compat.h"
 #include "common/status_macros.h"
 
 namespace trickle::pgoutput {
 namespace decoder_internal {
 
-static_assert(std::endian::native == std::endian::little ||
-                  std::endian::native == std::endian::big,
+static_assert(std::endian::native == std::endian::little || std::endian::native == std::endian::big,
               "the big-endian reads assume a little- or big-endian host");
 
 // Where inside a repeated element (tuple column, relation column) the reader
@@ -89,19 +89,18 @@ static_assert(std::endian::native == std::endian::little ||
 struct Position {
   absl::string_view scope;    // "new tuple", "old key", "relation"
   absl::string_view element;  // "column"
-  int index = 0;             // 1-based; 0 while reading the scope's header
+  int index = 0;              // 1-based; 0 while reading the scope's header
   int count = 0;
 };
 
-// Bounds-checked big-endian reads over one message. Internally the decoder
-// uses absl::string_view: Debian's Abseil is built with its own string_view
-// type, which StrCat accepts and std::string_view does not convert to. Every read of the
+// Bounds-checked big-endian reads over one message. Every read of the
 // decoder goes through here; a read that does not fit returns an
 // InvalidArgument error naming the message, the field and the offset, and
-// leaves the position unchanged.
+// leaves the position unchanged. (Field names are absl::string_view because
+// Debian's Abseil has its own string_view type, see common/absl_compat.h.)
 class Reader {
  public:
-  explicit Reader(std::string_view bytes) : bytes_(bytes.data(), bytes.size()) {}
+  explicit Reader(std::string_view bytes) : bytes_(ToAbsl(bytes)) {}
 
   void set_message(absl::string_view name) { message_ = name; }
   void set_position(const Position* position) { position_ = position; }
@@ -112,9 +111,7 @@ class Reader {
   absl::Status ReadByte(absl::string_view field, uint8_t* out) {
     return ReadInt(field, "Byte1", out);
   }
-  absl::Status ReadU8(absl::string_view field, uint8_t* out) {
-    return ReadInt(field, "Int8", out);
-  }
+  absl::Status ReadU8(absl::string_view field, uint8_t* out) { return ReadInt(field, "Int8", out); }
   absl::Status ReadI16(absl::string_view field, int16_t* out) {
     return ReadInt(field, "Int16", out);
   }
@@ -158,24 +155,24 @@ class Reader {
   // Checks a count read at `count_offset` whose elements take at least
   // `min_element_bytes` each: negative counts and counts that cannot fit in
   // the rest of the buffer are malformed. Called before allocating.
-  absl::Status CheckCount(absl::string_view count_field, size_t count_offset,
-                          int64_t count, size_t min_element_bytes) const {
+  absl::Status CheckCount(absl::string_view count_field, size_t count_offset, int64_t count,
+                          size_t min_element_bytes) const {
     if (ABSL_PREDICT_FALSE(count < 0)) {
       return Error(count_offset, absl::StrCat(count_field, " ", count, " is negative"));
     }
     if (ABSL_PREDICT_FALSE(static_cast<uint64_t>(count) * min_element_bytes > remaining())) {
-      return Error(count_offset,
-                   absl::StrCat(count_field, " ", count, " needs at least ",
-                                static_cast<uint64_t>(count) * min_element_bytes,
-                                " more bytes but only ", remaining(), " remain"));
+      return Error(count_offset, absl::StrCat(count_field, " ", count, " needs at least ",
+                                              static_cast<uint64_t>(count) * min_element_bytes,
+                                              " more bytes but only ", remaining(), " remain"));
     }
     return absl::OkStatus();
   }
 
   absl::Status ExpectEnd() const {
     if (ABSL_PREDICT_FALSE(pos_ != bytes_.size())) {
-      return Error(pos_, absl::StrCat(remaining(), remaining() == 1 ? " trailing byte" : " trailing bytes",
-                                      " after the end of the message"));
+      return Error(
+          pos_, absl::StrCat(remaining(), remaining() == 1 ? " trailing byte" : " trailing bytes",
+                             " after the end of the message"));
     }
     return absl::OkStatus();
   }
@@ -185,14 +182,13 @@ class Reader {
   ABSL_ATTRIBUTE_NOINLINE absl::Status Error(size_t offset, absl::string_view detail) const {
     std::string where;
     if (position_ != nullptr) {
-      where = position_->index > 0
-                  ? absl::StrCat(position_->scope, " ", position_->element, " ",
-                                 position_->index, " of ", position_->count, ": ")
-                  : absl::StrCat(position_->scope, ": ");
+      where = position_->index > 0 ? absl::StrCat(position_->scope, " ", position_->element, " ",
+                                                  position_->index, " of ", position_->count, ": ")
+                                   : absl::StrCat(position_->scope, ": ");
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "pgoutput ", message_, message_.empty() ? "" : " ", "message: ", where, detail,
-        " at byte offset ", offset, " (size ", bytes_.size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("pgoutput ", message_, message_.empty() ? "" : " ", "message: ", where, detail,
+                     " at byte offset ", offset, " (size ", bytes_.size(), ")"));
   }
 
  private:
@@ -221,8 +217,8 @@ class Reader {
 
   // The error paths are kept out of line so the hot read paths stay small.
   ABSL_ATTRIBUTE_NOINLINE absl::Status UnterminatedError(absl::string_view field) const {
-    return Error(pos_, absl::StrCat(field, " (String) has no NUL terminator in the ",
-                                    remaining(), " bytes left"));
+    return Error(pos_, absl::StrCat(field, " (String) has no NUL terminator in the ", remaining(),
+                                    " bytes left"));
   }
 
   // Rewinds to the length field, so the position is unchanged on error.
@@ -233,21 +229,21 @@ class Reader {
     if (length < 0) {
       return Error(length_offset, absl::StrCat(length_field, " ", length, " is negative"));
     }
-    return Error(length_offset, absl::StrCat(length_field, " ", length,
-                                             " runs past the end of the buffer (", left,
-                                             " bytes follow the length)"));
+    return Error(length_offset,
+                 absl::StrCat(length_field, " ", length, " runs past the end of the buffer (", left,
+                              " bytes follow the length)"));
   }
 
   ABSL_ATTRIBUTE_NOINLINE absl::Status TruncatedError(absl::string_view field,
                                                       absl::string_view wire_type,
                                                       size_t needed) const {
-    return Error(pos_, absl::StrCat(field, " (", wire_type, ") needs ", needed,
-                                    " bytes but only ", remaining(), " remain"));
+    return Error(pos_, absl::StrCat(field, " (", wire_type, ") needs ", needed, " bytes but only ",
+                                    remaining(), " remain"));
   }
 
   absl::string_view bytes_;
   size_t pos_ = 0;
-  absl::string_view message_;             // "" until the type byte is known
+  absl::string_view message_;           // "" until the type byte is known
   const Position* position_ = nullptr;  // non-owning; see ElementScope
 };
 
@@ -281,7 +277,7 @@ std::string DescribeByte(uint8_t b) {
 }
 
 // Smallest encoding of one element, for count checks before allocation.
-constexpr size_t kMinTupleColumnBytes = 1;     // 'n' or 'u'
+constexpr size_t kMinTupleColumnBytes = 1;      // 'n' or 'u'
 constexpr size_t kMinRelationColumnBytes = 10;  // flags, "" name, oid, typmod
 constexpr size_t kRelationOidBytes = 4;
 
@@ -294,8 +290,8 @@ absl::Status ReadTuple(Reader& r, absl::string_view scope, Tuple* tuple) {
   size_t count_offset = r.offset();
   int16_t ncolumns = 0;
   TRICKLE_RETURN_IF_ERROR(r.ReadI16("column count", &ncolumns));
-  TRICKLE_RETURN_IF_ERROR(r.CheckCount("column count", count_offset, ncolumns,
-                                       kMinTupleColumnBytes));
+  TRICKLE_RETURN_IF_ERROR(
+      r.CheckCount("column count", count_offset, ncolumns, kMinTupleColumnBytes));
   tuple->resize(static_cast<size_t>(ncolumns));
   position.count = ncolumns;
   for (int i = 0; i < ncolumns; ++i) {
@@ -319,9 +315,8 @@ absl::Status ReadTuple(Reader& r, absl::string_view scope, Tuple* tuple) {
         TRICKLE_RETURN_IF_ERROR(r.ReadLengthPrefixed("value length", &column.data));
         break;
       default:
-        return r.Error(kind_offset,
-                       absl::StrCat("unknown column kind ", DescribeByte(kind),
-                                    "; expected 'n', 'u', 't' or 'b'"));
+        return r.Error(kind_offset, absl::StrCat("unknown column kind ", DescribeByte(kind),
+                                                 "; expected 'n', 'u', 't' or 'b'"));
     }
   }
   return absl::OkStatus();
@@ -331,12 +326,18 @@ absl::Status ReadTuple(Reader& r, absl::string_view scope, Tuple* tuple) {
 // they are refused instead of calling them unknown.
 absl::string_view TwoPhaseMessageName(uint8_t type) {
   switch (type) {
-    case 'b': return "Begin Prepare";
-    case 'P': return "Prepare";
-    case 'K': return "Commit Prepared";
-    case 'r': return "Rollback Prepared";
-    case 'p': return "Stream Prepare";
-    default: return "";
+    case 'b':
+      return "Begin Prepare";
+    case 'P':
+      return "Prepare";
+    case 'K':
+      return "Commit Prepared";
+    case 'r':
+      return "Rollback Prepared";
+    case 'p':
+      return "Stream Prepare";
+    default:
+      return "";
   }
 }
 
@@ -345,10 +346,10 @@ absl::string_view TwoPhaseMessageName(uint8_t type) {
 absl::Status Decoder::Decode(std::string_view bytes, MessageHandler* handler) {
   if (ABSL_PREDICT_FALSE(protocol_version_ < kMinProtocolVersion ||
                          protocol_version_ > kMaxProtocolVersion)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "pgoutput decoder: protocol version ", protocol_version_,
-        " is not supported (supported: ", kMinProtocolVersion, "-", kMaxProtocolVersion,
-        "); start replication with proto_version '1' or '2'"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("pgoutput decoder: protocol version ", protocol_version_,
+                     " is not supported (supported: ", kMinProtocolVersion, "-",
+                     kMaxProtocolVersion, "); start replication with proto_version '1' or '2'"));
   }
   Reader r(bytes);
   if (ABSL_PREDICT_FALSE(bytes.empty())) {
@@ -357,20 +358,34 @@ absl::Status Decoder::Decode(std::string_view bytes, MessageHandler* handler) {
   uint8_t type = 0;
   TRICKLE_RETURN_IF_ERROR(r.ReadByte("message type", &type));
   switch (type) {
-    case 'B': return DecodeBegin(r, handler);
-    case 'C': return DecodeCommit(r, handler);
-    case 'O': return DecodeOrigin(r, handler);
-    case 'R': return DecodeRelation(r, handler);
-    case 'Y': return DecodeType(r, handler);
-    case 'I': return DecodeInsert(r, handler);
-    case 'U': return DecodeUpdate(r, handler);
-    case 'D': return DecodeDelete(r, handler);
-    case 'T': return DecodeTruncate(r, handler);
-    case 'M': return DecodeMessage(r, handler);
-    case 'S': return DecodeStreamStart(r, handler);
-    case 'E': return DecodeStreamStop(r, handler);
-    case 'c': return DecodeStreamCommit(r, handler);
-    case 'A': return DecodeStreamAbort(r, handler);
+    case 'B':
+      return DecodeBegin(r, handler);
+    case 'C':
+      return DecodeCommit(r, handler);
+    case 'O':
+      return DecodeOrigin(r, handler);
+    case 'R':
+      return DecodeRelation(r, handler);
+    case 'Y':
+      return DecodeType(r, handler);
+    case 'I':
+      return DecodeInsert(r, handler);
+    case 'U':
+      return DecodeUpdate(r, handler);
+    case 'D':
+      return DecodeDelete(r, handler);
+    case 'T':
+      return DecodeTruncate(r, handler);
+    case 'M':
+      return DecodeMessage(r, handler);
+    case 'S':
+      return DecodeStreamStart(r, handler);
+    case 'E':
+      return DecodeStreamStop(r, handler);
+    case 'c':
+      return DecodeStreamCommit(r, handler);
+    case 'A':
+      return DecodeStreamAbort(r, handler);
     default:
       break;
   }
@@ -467,8 +482,8 @@ absl::Status Decoder::DecodeRelation(Reader& r, MessageHandler* handler) {
     size_t count_offset = r.offset();
     int16_t ncolumns = 0;
     TRICKLE_RETURN_IF_ERROR(r.ReadI16("column count", &ncolumns));
-    TRICKLE_RETURN_IF_ERROR(r.CheckCount("column count", count_offset, ncolumns,
-                                         kMinRelationColumnBytes));
+    TRICKLE_RETURN_IF_ERROR(
+        r.CheckCount("column count", count_offset, ncolumns, kMinRelationColumnBytes));
     m.columns.resize(static_cast<size_t>(ncolumns));
     position.count = ncolumns;
     for (int i = 0; i < ncolumns; ++i) {
@@ -506,8 +521,8 @@ absl::Status Decoder::DecodeInsert(Reader& r, MessageHandler* handler) {
   uint8_t marker = 0;
   TRICKLE_RETURN_IF_ERROR(r.ReadByte("tuple marker", &marker));
   if (marker != 'N') {
-    return r.Error(marker_offset, absl::StrCat("expected tuple marker 'N', got ",
-                                               DescribeByte(marker)));
+    return r.Error(marker_offset,
+                   absl::StrCat("expected tuple marker 'N', got ", DescribeByte(marker)));
   }
   TRICKLE_RETURN_IF_ERROR(ReadTuple(r, "new tuple", &m.new_tuple));
   TRICKLE_RETURN_IF_ERROR(r.ExpectEnd());
@@ -524,13 +539,12 @@ absl::Status Decoder::DecodeUpdate(Reader& r, MessageHandler* handler) {
   TRICKLE_RETURN_IF_ERROR(r.ReadByte("tuple marker", &marker));
   if (marker == 'K' || marker == 'O') {
     m.old_kind = static_cast<OldTupleKind>(marker);
-    TRICKLE_RETURN_IF_ERROR(
-        ReadTuple(r, marker == 'K' ? "old key" : "old tuple", &m.old_tuple));
+    TRICKLE_RETURN_IF_ERROR(ReadTuple(r, marker == 'K' ? "old key" : "old tuple", &m.old_tuple));
     marker_offset = r.offset();
     TRICKLE_RETURN_IF_ERROR(r.ReadByte("new tuple marker", &marker));
     if (marker != 'N') {
-      return r.Error(marker_offset, absl::StrCat("expected new tuple marker 'N', got ",
-                                                 DescribeByte(marker)));
+      return r.Error(marker_offset,
+                     absl::StrCat("expected new tuple marker 'N', got ", DescribeByte(marker)));
     }
   } else if (marker == 'N') {
     m.old_kind = OldTupleKind::kNone;
@@ -553,12 +567,11 @@ absl::Status Decoder::DecodeDelete(Reader& r, MessageHandler* handler) {
   uint8_t marker = 0;
   TRICKLE_RETURN_IF_ERROR(r.ReadByte("tuple marker", &marker));
   if (marker != 'K' && marker != 'O') {
-    return r.Error(marker_offset, absl::StrCat("expected tuple marker 'K' or 'O', got ",
-                                               DescribeByte(marker)));
+    return r.Error(marker_offset,
+                   absl::StrCat("expected tuple marker 'K' or 'O', got ", DescribeByte(marker)));
   }
   m.old_kind = static_cast<OldTupleKind>(marker);
-  TRICKLE_RETURN_IF_ERROR(
-      ReadTuple(r, marker == 'K' ? "old key" : "old tuple", &m.old_tuple));
+  TRICKLE_RETURN_IF_ERROR(ReadTuple(r, marker == 'K' ? "old key" : "old tuple", &m.old_tuple));
   TRICKLE_RETURN_IF_ERROR(r.ExpectEnd());
   return handler->OnDelete(m);
 }

@@ -76,7 +76,10 @@ class Decoder {
 
   // Forgets the streamed-block state. Call it when the replication connection
   // is re-established: the server starts again from a transaction boundary.
-  void Reset() { in_streamed_block_ = false; streamed_xid_ = 0; }
+  void Reset() {
+    in_streamed_block_ = false;
+    streamed_xid_ = 0;
+  }
 
   int protocol_version() const { return protocol_version_; }
   bool in_streamed_block() const { return in_streamed_block_; }

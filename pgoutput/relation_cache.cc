@@ -8,13 +8,11 @@
 namespace trickle::pgoutput {
 
 std::string RelationSchema::QualifiedName() const {
-  return absl::StrCat(namespace_name.empty() ? "pg_catalog" : namespace_name, ".",
-                      relation_name);
+  return absl::StrCat(namespace_name.empty() ? "pg_catalog" : namespace_name, ".", relation_name);
 }
 
 bool RelationSchema::SameSchemaAs(const RelationMessage& message) const {
-  return namespace_name == message.namespace_name &&
-         relation_name == message.relation_name &&
+  return namespace_name == message.namespace_name && relation_name == message.relation_name &&
          replica_identity == message.replica_identity && columns == message.columns;
 }
 
@@ -45,12 +43,12 @@ absl::Status RelationCache::Restore(RelationSchema schema) {
     auto it = std::find_if(versions.begin(), versions.end(),
                            [&](const auto& v) { return v->version == schema.version; });
     if (it != versions.end() && **it == schema) return absl::OkStatus();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot restore schema version ", schema.version, " of relation ",
-        schema.QualifiedName(), " (OID ", schema.relation_oid, "): ",
-        it != versions.end() ? "a different schema already has that version"
-                             : "versions must be restored in ascending order",
-        " (latest known version is ", versions.back()->version, ")"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot restore schema version ", schema.version, " of relation ",
+                     schema.QualifiedName(), " (OID ", schema.relation_oid, "): ",
+                     it != versions.end() ? "a different schema already has that version"
+                                          : "versions must be restored in ascending order",
+                     " (latest known version is ", versions.back()->version, ")"));
   }
   versions.push_back(std::make_unique<RelationSchema>(std::move(schema)));
   return absl::OkStatus();
@@ -59,16 +57,15 @@ absl::Status RelationCache::Restore(RelationSchema schema) {
 absl::StatusOr<const RelationSchema*> RelationCache::Current(Oid oid) const {
   auto it = versions_.find(oid);
   if (it == versions_.end() || it->second.empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        "no schema known for relation OID ", oid,
-        ": pgoutput sends a Relation message before a relation's first change, so a "
-        "change without one means messages were lost or decoded out of order"));
+    return absl::NotFoundError(
+        absl::StrCat("no schema known for relation OID ", oid,
+                     ": pgoutput sends a Relation message before a relation's first change, so a "
+                     "change without one means messages were lost or decoded out of order"));
   }
   return it->second.back().get();
 }
 
-absl::StatusOr<const RelationSchema*> RelationCache::Get(Oid oid,
-                                                         SchemaVersion version) const {
+absl::StatusOr<const RelationSchema*> RelationCache::Get(Oid oid, SchemaVersion version) const {
   auto it = versions_.find(oid);
   if (it != versions_.end()) {
     for (const auto& schema : it->second) {

@@ -11,8 +11,7 @@ namespace {
 bool IsUnchanged(const ColumnValue& v) { return v.kind == ColumnKind::kUnchanged; }
 
 std::string ColumnName(const RelationSchema& schema, size_t index) {
-  return index < schema.columns.size() ? schema.columns[index].name
-                                       : absl::StrCat("#", index + 1);
+  return index < schema.columns.size() ? schema.columns[index].name : absl::StrCat("#", index + 1);
 }
 
 }  // namespace
@@ -24,10 +23,10 @@ absl::Status FillUnchangedToast(const RelationSchema& schema, UpdateMessage* upd
 
   const std::string relation = schema.QualifiedName();
   if (update->relation_oid != schema.relation_oid) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "cannot fill unchanged TOAST columns: the Update is for relation OID ",
-        update->relation_oid, " but the schema given is ", relation, " (OID ",
-        schema.relation_oid, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot fill unchanged TOAST columns: the Update is for relation OID ",
+                     update->relation_oid, " but the schema given is ", relation, " (OID ",
+                     schema.relation_oid, ")"));
   }
   if (new_tuple.size() != schema.columns.size()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -36,26 +35,26 @@ absl::Status FillUnchangedToast(const RelationSchema& schema, UpdateMessage* upd
   }
   const size_t first = static_cast<size_t>(first_unchanged - new_tuple.begin());
   if (update->old_kind != OldTupleKind::kFull) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "relation \"", relation, "\" column \"", ColumnName(schema, first),
-        "\": the Update left this TOASTed value unchanged and carries ",
-        update->old_kind == OldTupleKind::kKey ? "only the old key" : "no old row",
-        " to copy it from; run ALTER TABLE ", relation, " REPLICA IDENTITY FULL"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("relation \"", relation, "\" column \"", ColumnName(schema, first),
+                     "\": the Update left this TOASTed value unchanged and carries ",
+                     update->old_kind == OldTupleKind::kKey ? "only the old key" : "no old row",
+                     " to copy it from; run ALTER TABLE ", relation, " REPLICA IDENTITY FULL"));
   }
   const Tuple& old_tuple = update->old_tuple;
   if (old_tuple.size() != new_tuple.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "relation \"", relation, "\": the Update's old tuple has ", old_tuple.size(),
-        " columns but its new tuple has ", new_tuple.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("relation \"", relation, "\": the Update's old tuple has ", old_tuple.size(),
+                     " columns but its new tuple has ", new_tuple.size()));
   }
   // Check every column before changing any, so an error leaves the tuple as
   // it was.
   for (size_t i = first; i < new_tuple.size(); ++i) {
     if (IsUnchanged(new_tuple[i]) && IsUnchanged(old_tuple[i])) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "relation \"", relation, "\" column \"", ColumnName(schema, i),
-          "\": the Update left this TOASTed value unchanged and the full old row has "
-          "it unchanged too, so there is no value to copy"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("relation \"", relation, "\" column \"", ColumnName(schema, i),
+                       "\": the Update left this TOASTed value unchanged and the full old row has "
+                       "it unchanged too, so there is no value to copy"));
     }
   }
   for (size_t i = first; i < new_tuple.size(); ++i) {

@@ -112,8 +112,7 @@ void BM_DecodeTransaction(benchmark::State& state) {
   for (int i = 0; i < 3; ++i) {
     Tuple new_row = OrderRow(i);
     new_row[2] = Text("99.00");
-    messages.push_back(
-        Encode(UpdateMessage{0, 16391, OldTupleKind::kFull, OrderRow(i), new_row}));
+    messages.push_back(Encode(UpdateMessage{0, 16391, OldTupleKind::kFull, OrderRow(i), new_row}));
   }
   messages.push_back(Encode(DeleteMessage{0, 16391, OldTupleKind::kFull, OrderRow(7)}));
   messages.push_back(Encode(CommitMessage{0, 0x16B374D848, 0x16B374D878, 768468000123456}));
@@ -142,17 +141,23 @@ BENCHMARK(BM_DecodeStreamedInsert5Columns);
 void BM_DecodeInsertValueSize(benchmark::State& state) {
   const std::string value(static_cast<size_t>(state.range(0)), 'v');
   DecodeLoop(state, 1,
-             {Encode(InsertMessage{0, 16391, {Text("1"), Text(value), Text(value), Text(value),
-                                              Null()}})});
+             {Encode(InsertMessage{
+                 0, 16391, {Text("1"), Text(value), Text(value), Text(value), Null()}})});
 }
 BENCHMARK(BM_DecodeInsertValueSize)->Arg(16)->Arg(128)->Arg(1024)->Arg(8192);
 
 // Decode + unchanged-TOAST fill of an Update, as the capture path does it.
 void BM_DecodeUpdateAndFillToast(benchmark::State& state) {
   RelationCache cache;
-  cache.Apply(RelationMessage{0, 16391, "public", "orders", 'f',
-                              {{true, "id", 23, -1}, {true, "customer", 25, -1},
-                               {true, "amount", 1700, 655366}, {true, "note", 25, -1},
+  cache.Apply(RelationMessage{0,
+                              16391,
+                              "public",
+                              "orders",
+                              'f',
+                              {{true, "id", 23, -1},
+                               {true, "customer", 25, -1},
+                               {true, "amount", 1700, 655366},
+                               {true, "note", 25, -1},
                                {true, "created", 1184, -1}}});
   const RelationSchema* schema = *cache.Current(16391);
   Tuple old_row = OrderRow(1);
