@@ -1,0 +1,291 @@
+#include "scheduler/catalog.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "trickle_scheduler_sql.h"
+
+namespace trickle::scheduler {
+
+const char* StatusName(Status s) {
+  switch (s) {
+    case Status::kActive: return "ACTIVE";
+    case Status::kError: return "ERROR";
+    case Status::kSuspended: return "SUSPENDED";
+    case Status::kReinit: return "REINIT";
+  }
+  return "ACTIVE";
+}
+
+const char* ModeName(delta::RefreshMode m) {
+  switch (m) {
+    case delta::RefreshMode::kFull: return "FULL";
+    case delta::RefreshMode::kDifferential: return "DIFFERENTIAL";
+    case delta::RefreshMode::kAuto: return "AUTO";
+  }
+  return "AUTO";
+}
+
+absl::StatusOr<delta::RefreshMode> ParseMode(absl::string_view text) {
+  std::string upper = absl::AsciiStrToUpper(text);
+  if (upper == "FULL") return delta::RefreshMode::kFull;
+  if (upper == "DIFFERENTIAL") return delta::RefreshMode::kDifferential;
+  if (upper == "AUTO") return delta::RefreshMode::kAuto;
+  return absl::InvalidArgumentError(
+      absl::StrCat("refresh mode \"", text, "\" is not FULL, DIFFERENTIAL or AUTO"));
+}
+
+namespace {
+Status ParseStatus(absl::string_view s) {
+  if (s == "ERROR") return Status::kError;
+  if (s == "SUSPENDED") return Status::kSuspended;
+  if (s == "REINIT") return Status::kReinit;
+  return Status::kActive;
+}
+
+// The migrations in order; index + 1 is the schema version.
+const absl::string_view kMigrations[] = {sql::kMigration001};
+
+constexpr char kSelectColumns[] =
+    "SELECT id, schema_name, table_name, query, requested_mode, effective_mode, "
+    "coalesce(full_refresh_reason, ''), schedule, status, verify, frontier, needs_full, "
+    "coalesce(last_error, ''), consecutive_failures FROM pgtrickle.stream_tables";
+
+absl::StatusOr<StreamTableRow> RowFrom(const PgResult& r, int i) {
+  StreamTableRow row;
+  absl::SimpleAtoi(r.Get(i, 0), &row.id);
+  row.schema = std::string(r.Get(i, 1));
+  row.name = std::string(r.Get(i, 2));
+  row.query = std::string(r.Get(i, 3));
+  TRICKLE_ASSIGN_OR_RETURN(row.requested_mode, ParseMode(r.Get(i, 4)));
+  TRICKLE_ASSIGN_OR_RETURN(row.effective_mode, ParseMode(r.Get(i, 5)));
+  row.full_refresh_reason = std::string(r.Get(i, 6));
+  row.schedule = std::string(r.Get(i, 7));
+  row.status = ParseStatus(r.Get(i, 8));
+  row.verify = r.Get(i, 9) == "t";
+  if (!r.IsNull(i, 10)) {
+    TRICKLE_ASSIGN_OR_RETURN(Frontier f, Frontier::Decode(r.Get(i, 10)));
+    row.frontier = f;
+  }
+  row.needs_full = r.Get(i, 11) == "t";
+  row.last_error = std::string(r.Get(i, 12));
+  absl::SimpleAtoi(r.Get(i, 13), &row.consecutive_failures);
+  return row;
+}
+}  // namespace
+
+namespace catalog {
+
+absl::StatusOr<int> Migrate(PgConnection& conn) {
+  TRICKLE_RETURN_IF_ERROR(conn.Exec("BEGIN").status());
+  auto body = [&]() -> absl::StatusOr<int> {
+    // Serialises concurrent starters; released at COMMIT.
+    TRICKLE_RETURN_IF_ERROR(
+        conn.Exec("SELECT pg_advisory_xact_lock(hashtext('pgtrickle.migrate'))").status());
+    TRICKLE_RETURN_IF_ERROR(conn.Exec("CREATE SCHEMA IF NOT EXISTS pgtrickle;"
+                                      "CREATE TABLE IF NOT EXISTS pgtrickle.schema_version ("
+                                      " version int PRIMARY KEY,"
+                                      " applied_at timestamptz NOT NULL DEFAULT now())")
+                                .status());
+    TRICKLE_ASSIGN_OR_RETURN(PgResult v,
+                             conn.Exec("SELECT coalesce(max(version), 0) FROM pgtrickle.schema_version"));
+    int version = 0;
+    absl::SimpleAtoi(v.Get(0, 0), &version);
+    const int latest = static_cast<int>(std::size(kMigrations));
+    if (version > latest) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "catalog schema pgtrickle is at version ", version, " but this trickled knows only up to ",
+          latest, "; run a newer trickled"));
+    }
+    for (int next = version + 1; next <= latest; ++next) {
+      auto applied = conn.Exec(kMigrations[next - 1]);
+      if (!applied.ok()) {
+        return absl::Status(applied.status().code(),
+                            absl::StrCat("catalog migration ", next, ": ", applied.status().message()));
+      }
+      TRICKLE_RETURN_IF_ERROR(conn.ExecParams("INSERT INTO pgtrickle.schema_version (version) VALUES ($1)",
+                                              {std::to_string(next)})
+                                  .status());
+    }
+    return latest;
+  };
+  auto result = body();
+  if (!result.ok()) {
+    (void)conn.Exec("ROLLBACK");
+    return result.status();
+  }
+  TRICKLE_RETURN_IF_ERROR(conn.Exec("COMMIT").status());
+  return result;
+}
+
+absl::StatusOr<std::vector<StreamTableRow>> LoadAll(PgConnection& conn) {
+  TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(absl::StrCat(kSelectColumns, " ORDER BY id")));
+  std::vector<StreamTableRow> rows;
+  for (int i = 0; i < r.rows(); ++i) {
+    TRICKLE_ASSIGN_OR_RETURN(StreamTableRow row, RowFrom(r, i));
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+absl::StatusOr<std::optional<StreamTableRow>> Find(PgConnection& conn, const std::string& schema,
+                                                   const std::string& name) {
+  TRICKLE_ASSIGN_OR_RETURN(
+      PgResult r, conn.ExecParams(absl::StrCat(kSelectColumns, " WHERE schema_name = $1 AND table_name = $2"),
+                                  {schema, name}));
+  if (r.rows() == 0) return std::optional<StreamTableRow>();
+  TRICKLE_ASSIGN_OR_RETURN(StreamTableRow row, RowFrom(r, 0));
+  return std::optional<StreamTableRow>(std::move(row));
+}
+
+absl::StatusOr<int64_t> Insert(PgConnection& conn, const StreamTableRow& row) {
+  TRICKLE_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn.ExecParams(
+          "INSERT INTO pgtrickle.stream_tables (schema_name, table_name, query, requested_mode,"
+          " effective_mode, full_refresh_reason, schedule, status, verify, needs_full)"
+          " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, true) RETURNING id",
+          {row.schema, row.name, row.query, ModeName(row.requested_mode),
+           ModeName(row.effective_mode), row.full_refresh_reason, row.schedule,
+           StatusName(row.status), row.verify ? "true" : "false"}));
+  int64_t id = 0;
+  absl::SimpleAtoi(r.Get(0, 0), &id);
+  return id;
+}
+
+absl::Status UpdateDefinition(PgConnection& conn, const StreamTableRow& row) {
+  return conn
+      .ExecParams(
+          "UPDATE pgtrickle.stream_tables SET query = $2, requested_mode = $3, effective_mode = $4,"
+          " full_refresh_reason = nullif($5, ''), schedule = $6, verify = $7 WHERE id = $1",
+          {std::to_string(row.id), row.query, ModeName(row.requested_mode),
+           ModeName(row.effective_mode), row.full_refresh_reason, row.schedule,
+           row.verify ? "true" : "false"})
+      .status();
+}
+
+absl::Status ReplaceDependencies(PgConnection& conn, int64_t id, const std::vector<Dependency>& deps) {
+  TRICKLE_RETURN_IF_ERROR(
+      conn.ExecParams("DELETE FROM pgtrickle.dependencies WHERE stream_table_id = $1",
+                      {std::to_string(id)})
+          .status());
+  for (const Dependency& d : deps) {
+    std::optional<std::string> upstream;
+    if (d.source_stream_table_id) upstream = std::to_string(*d.source_stream_table_id);
+    TRICKLE_RETURN_IF_ERROR(
+        conn.ExecParams("INSERT INTO pgtrickle.dependencies (stream_table_id, source_oid,"
+                        " source_schema, source_name, source_stream_table_id)"
+                        " VALUES ($1, $2, $3, $4, $5)",
+                        {std::to_string(id), std::to_string(d.source_oid), d.source_schema,
+                         d.source_name, upstream})
+            .status());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Dependency>> Dependencies(PgConnection& conn, int64_t id) {
+  TRICKLE_ASSIGN_OR_RETURN(
+      PgResult r, conn.ExecParams("SELECT source_oid, source_schema, source_name, source_stream_table_id"
+                                  " FROM pgtrickle.dependencies WHERE stream_table_id = $1"
+                                  " ORDER BY source_oid",
+                                  {std::to_string(id)}));
+  std::vector<Dependency> deps;
+  for (int i = 0; i < r.rows(); ++i) {
+    Dependency d;
+    absl::SimpleAtoi(r.Get(i, 0), &d.source_oid);
+    d.source_schema = std::string(r.Get(i, 1));
+    d.source_name = std::string(r.Get(i, 2));
+    if (!r.IsNull(i, 3)) {
+      int64_t up = 0;
+      absl::SimpleAtoi(r.Get(i, 3), &up);
+      d.source_stream_table_id = up;
+    }
+    deps.push_back(std::move(d));
+  }
+  return deps;
+}
+
+absl::StatusOr<std::vector<std::string>> Dependents(PgConnection& conn, int64_t id) {
+  TRICKLE_ASSIGN_OR_RETURN(
+      PgResult r, conn.ExecParams("SELECT st.schema_name || '.' || st.table_name"
+                                  " FROM pgtrickle.dependencies d JOIN pgtrickle.stream_tables st"
+                                  " ON st.id = d.stream_table_id"
+                                  " WHERE d.source_stream_table_id = $1 ORDER BY 1",
+                                  {std::to_string(id)}));
+  std::vector<std::string> out;
+  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.Get(i, 0));
+  return out;
+}
+
+absl::Status RecordRefresh(PgConnection& conn, int64_t id, const Frontier& frontier,
+                           const HistoryRow& h, std::optional<int64_t> last_change_commit_time,
+                           absl::string_view started_at) {
+  std::optional<std::string> commit_time;
+  if (last_change_commit_time) {
+    // PostgreSQL-epoch microseconds -> timestamptz.
+    commit_time = std::to_string(*last_change_commit_time);
+  }
+  TRICKLE_RETURN_IF_ERROR(
+      conn.ExecParams(
+              "UPDATE pgtrickle.stream_tables SET frontier = $2, needs_full = false,"
+              " status = 'ACTIVE', last_error = NULL, consecutive_failures = 0,"
+              " last_refresh_at = clock_timestamp(), data_snapshot_time = $3::timestamptz,"
+              " last_change_commit_time = coalesce("
+              "   timestamptz '2000-01-01 00:00:00+00' + ($4::bigint * interval '1 microsecond'),"
+              "   last_change_commit_time)"
+              " WHERE id = $1",
+              {std::to_string(id), frontier.Encode(), std::string(started_at), commit_time})
+          .status());
+  return conn
+      .ExecParams(
+          "INSERT INTO pgtrickle.refresh_history (stream_table_id, started_at, action, delta_rows,"
+          " transactions, rows_affected, duration_ms, frontier, reason)"
+          " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''))",
+          {std::to_string(id), std::string(started_at), h.action, std::to_string(h.delta_rows),
+           std::to_string(h.transactions), std::to_string(h.rows_affected),
+           std::to_string(h.duration_ms), frontier.Encode(), h.reason})
+      .status();
+}
+
+absl::Status RecordFailure(PgConnection& conn, int64_t id, const HistoryRow& h,
+                           absl::string_view started_at, int max_failures) {
+  TRICKLE_RETURN_IF_ERROR(
+      conn.ExecParams(
+              "UPDATE pgtrickle.stream_tables SET consecutive_failures = consecutive_failures + 1,"
+              " last_error = $2,"
+              " status = CASE WHEN consecutive_failures + 1 >= $3 THEN 'ERROR' ELSE status END"
+              " WHERE id = $1",
+              {std::to_string(id), h.error, std::to_string(max_failures)})
+          .status());
+  return conn
+      .ExecParams(
+          "INSERT INTO pgtrickle.refresh_history (stream_table_id, started_at, action,"
+          " duration_ms, reason, error) VALUES ($1, $2, $3, $4, nullif($5, ''), $6)",
+          {std::to_string(id), std::string(started_at), h.action, std::to_string(h.duration_ms),
+           h.reason, h.error})
+      .status();
+}
+
+absl::Status SetStatus(PgConnection& conn, int64_t id, Status status, absl::string_view error) {
+  return conn
+      .ExecParams("UPDATE pgtrickle.stream_tables SET status = $2, last_error = nullif($3, '')"
+                  " WHERE id = $1",
+                  {std::to_string(id), StatusName(status), std::string(error)})
+      .status();
+}
+
+absl::Status SetNeedsFull(PgConnection& conn, int64_t id, bool needs_full) {
+  return conn
+      .ExecParams("UPDATE pgtrickle.stream_tables SET needs_full = $2 WHERE id = $1",
+                  {std::to_string(id), needs_full ? "true" : "false"})
+      .status();
+}
+
+absl::Status Delete(PgConnection& conn, int64_t id) {
+  return conn.ExecParams("DELETE FROM pgtrickle.stream_tables WHERE id = $1", {std::to_string(id)})
+      .status();
+}
+
+}  // namespace catalog
+}  // namespace trickle::scheduler

@@ -1,0 +1,282 @@
+#include "scheduler/refresh.h"
+
+#include <algorithm>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "common/status_macros.h"
+
+namespace trickle::scheduler {
+namespace {
+
+bool Touches(const storage::v1::TransactionRecord& t, uint32_t oid) {
+  return std::find(t.relation_oids().begin(), t.relation_oids().end(), oid) != t.relation_oids().end();
+}
+
+std::string QualifiedStreamTable(PgConnection& conn, const StreamTableRow& row) {
+  return absl::StrCat(conn.QuoteIdentifier(row.schema), ".", conn.QuoteIdentifier(row.name));
+}
+
+std::string VisibleColumnList(PgConnection& conn, const delta::DeltaPlan& plan) {
+  std::vector<std::string> cols;
+  for (const delta::StorageColumn& c : plan.columns) {
+    if (!c.hidden) cols.push_back(conn.QuoteIdentifier(c.name));
+  }
+  return absl::StrJoin(cols, ", ");
+}
+
+// Appends one tuple's plan columns as tab-separated COPY text.
+absl::Status AppendTuple(const google::protobuf::RepeatedPtrField<storage::v1::Datum>& values,
+                         const std::vector<int>& map, const delta::SourceRelation& source,
+                         std::string* out) {
+  for (size_t i = 0; i < map.size(); ++i) {
+    if (i > 0) out->push_back('\t');
+    int idx = map[i];
+    if (idx >= values.size()) {
+      return absl::DataLossError(absl::StrCat("logged row of ", source.schema, ".", source.name,
+                                              " has ", values.size(), " columns, expected more"));
+    }
+    const storage::v1::Datum& d = values[idx];
+    switch (d.kind()) {
+      case storage::v1::Datum::NULL_: out->append("\\N"); break;
+      case storage::v1::Datum::TEXT: AppendCopyText(d.value(), out); break;
+      default:
+        return absl::DataLossError(absl::StrCat(
+            "logged row of ", source.schema, ".", source.name, " column ", source.columns[i],
+            " is not in text form (kind ", d.kind(), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SchemaChangedError(absl::string_view message) {
+  absl::Status status = absl::FailedPreconditionError(message);
+  status.SetPayload(kSchemaChangedPayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsSchemaChange(const absl::Status& status) {
+  return status.GetPayload(kSchemaChangedPayload).has_value();
+}
+
+absl::StatusOr<std::vector<int>> Refresher::ColumnMap(const delta::SourceRelation& source,
+                                                      uint32_t version) {
+  auto key = std::make_pair(source.oid, version);
+  if (auto it = column_maps_.find(key); it != column_maps_.end()) return it->second;
+  TRICKLE_ASSIGN_OR_RETURN(storage::RelationSchema schema, log_->GetRelation(source.oid, version));
+  std::vector<int> map;
+  for (const std::string& column : source.columns) {
+    int found = -1;
+    for (int i = 0; i < schema.columns_size(); ++i) {
+      if (schema.columns(i).name() == column) found = i;
+    }
+    if (found < 0) {
+      return SchemaChangedError(absl::StrCat(
+          "source table \"", source.schema, ".", source.name, "\" no longer has column \"", column,
+          "\" (ALTER TABLE seen in the stream)"));
+    }
+    map.push_back(found);
+  }
+  if (schema.columns_size() != static_cast<int>(source.columns.size())) {
+    return SchemaChangedError(absl::StrCat("source table \"", source.schema, ".", source.name,
+                                           "\" changed its columns (ALTER TABLE seen in the stream)"));
+  }
+  column_maps_[key] = map;
+  return map;
+}
+
+absl::StatusOr<Refresher::SourceDelta> Refresher::LoadSourceDelta(
+    const delta::SourceRelation& source, const std::vector<storage::v1::TransactionRecord>& txns,
+    bool* truncated) {
+  absl::flat_hash_set<Lsn> selected;
+  Lsn from = ~Lsn{0}, to = 0;
+  for (const auto& t : txns) {
+    if (!Touches(t, source.oid)) continue;
+    selected.insert(t.commit_lsn());
+    from = std::min<Lsn>(from, t.commit_lsn());
+    to = std::max<Lsn>(to, t.commit_lsn() + 1);
+  }
+  SourceDelta out;
+  if (selected.empty()) return out;
+  // Net effect: +1 per inserted row image, -1 per deleted one; an exact row
+  // that comes and goes cancels. Keyed by the row's COPY text.
+  absl::flat_hash_map<std::string, int64_t> net;
+  std::string key;
+  TRICKLE_RETURN_IF_ERROR(log_->ReadChanges(
+      source.oid, from, to, [&](const storage::LoggedChange& c) -> absl::Status {
+        if (!selected.contains(c.transaction->commit_lsn())) return absl::OkStatus();
+        const storage::ChangeRecord& ch = *c.change;
+        if (ch.op() == storage::ChangeRecord::TRUNCATE) {
+          *truncated = true;
+          return absl::OkStatus();
+        }
+        TRICKLE_ASSIGN_OR_RETURN(std::vector<int> map, ColumnMap(source, ch.schema_version()));
+        if (ch.op() == storage::ChangeRecord::DELETE || ch.op() == storage::ChangeRecord::UPDATE) {
+          key.clear();
+          TRICKLE_RETURN_IF_ERROR(AppendTuple(ch.old_values(), map, source, &key));
+          net[key]--;
+        }
+        if (ch.op() == storage::ChangeRecord::INSERT || ch.op() == storage::ChangeRecord::UPDATE) {
+          key.clear();
+          TRICKLE_RETURN_IF_ERROR(AppendTuple(ch.new_values(), map, source, &key));
+          net[key]++;
+        }
+        return absl::OkStatus();
+      }));
+  for (const auto& [row, count] : net) {
+    for (int64_t i = 0; i < std::abs(count); ++i) {
+      out.copy_data.append(count < 0 ? "D\t" : "I\t");
+      out.copy_data.append(row);
+      out.copy_data.push_back('\n');
+      out.rows++;
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<RefreshResult> Refresher::Refresh(PgConnection& conn, const StreamTable& st,
+                                                 RefreshKind kind) {
+  column_maps_.clear();  // keyed by source and version only; plans differ per stream table
+  TRICKLE_RETURN_IF_ERROR(conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ").status());
+  // The snapshot is taken by this first statement.
+  auto snap = conn.Exec("SELECT pg_current_snapshot()::text, now()::text");
+  if (!snap.ok()) {
+    (void)conn.Exec("ROLLBACK");
+    return snap.status();
+  }
+  auto result = RefreshInTransaction(conn, st, kind, std::string(snap->Get(0, 0)),
+                                     std::string(snap->Get(0, 1)));
+  if (!result.ok() || !result->committed) {
+    (void)conn.Exec("ROLLBACK");
+    return result;
+  }
+  TRICKLE_RETURN_IF_ERROR(conn.Exec("COMMIT").status());
+  return result;
+}
+
+absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn,
+                                                              const StreamTable& st,
+                                                              RefreshKind kind,
+                                                              const std::string& snapshot_text,
+                                                              const std::string& started_at) {
+  absl::Time start = absl::Now();
+  TRICKLE_ASSIGN_OR_RETURN(Snapshot snapshot, Snapshot::Parse(snapshot_text));
+  // The authoritative frontier, locked: a second refresher of the same
+  // stream table waits here, then fails its serializable check and retries.
+  TRICKLE_ASSIGN_OR_RETURN(
+      PgResult locked,
+      conn.ExecParams("SELECT frontier, needs_full FROM pgtrickle.stream_tables WHERE id = $1 FOR UPDATE",
+                      {std::to_string(st.row.id)}));
+  if (locked.rows() == 0) {
+    return absl::NotFoundError(absl::StrCat("stream table ", st.row.QualifiedName(), " was dropped"));
+  }
+  std::optional<Frontier> frontier;
+  if (!locked.IsNull(0, 0)) {
+    TRICKLE_ASSIGN_OR_RETURN(Frontier f, Frontier::Decode(locked.Get(0, 0)));
+    frontier = f;
+  }
+  // Forced: requested, the first refresh, or a rebuild. Otherwise a FULL
+  // refresh happens only when something changed.
+  bool forced_full = kind == RefreshKind::kFull || locked.Get(0, 1) == "t" || !frontier;
+  bool full = forced_full || st.plan.maintained_mode == delta::RefreshMode::kFull ||
+              st.row.effective_mode == delta::RefreshMode::kFull;
+  std::string reason;
+  if (kind == RefreshKind::kFull) reason = "requested";
+  else if (!frontier) reason = "initial";
+  else if (locked.Get(0, 1) == "t") reason = "reinitialize";
+  else if (full) reason = st.plan.full_refresh_reason.empty() ? "mode FULL" : st.plan.full_refresh_reason;
+
+  TRICKLE_ASSIGN_OR_RETURN(Lsn fence, fence_());
+
+  Frontier base = frontier.value_or(Frontier{});
+  TRICKLE_ASSIGN_OR_RETURN(std::vector<storage::v1::TransactionRecord> logged,
+                           log_->ReadTransactions(LowestNeeded(base), fence));
+  // Only transactions that touch this stream table's sources matter.
+  std::erase_if(logged, [&](const storage::v1::TransactionRecord& t) {
+    for (const auto& s : st.plan.sources) {
+      if (Touches(t, s.oid)) return false;
+    }
+    return true;
+  });
+  DeltaSelection selection = SelectDelta(logged, base, snapshot, fence);
+
+  RefreshResult result;
+  result.frontier = selection.next;
+  result.history.transactions = static_cast<int64_t>(selection.apply.size());
+  std::optional<int64_t> newest_commit_time;
+  for (const auto& t : selection.apply) {
+    newest_commit_time = std::max(newest_commit_time.value_or(t.commit_time()), t.commit_time());
+  }
+
+  if (!forced_full && selection.apply.empty()) return result;  // nothing to do: no write
+  if (!full) {
+    std::vector<SourceDelta> deltas;
+    bool truncated = false;
+    for (const delta::SourceRelation& source : st.plan.sources) {
+      TRICKLE_ASSIGN_OR_RETURN(SourceDelta d, LoadSourceDelta(source, selection.apply, &truncated));
+      result.history.delta_rows += d.rows;
+      deltas.push_back(std::move(d));
+    }
+    if (truncated) {
+      full = true;
+      reason = "source truncated";
+    } else {
+      for (size_t i = 0; i < st.plan.sources.size(); ++i) {
+        const delta::SourceRelation& source = st.plan.sources[i];
+        TRICKLE_RETURN_IF_ERROR(conn.Exec(source.delta_table_ddl).status());
+        if (deltas[i].rows > 0) {
+          TRICKLE_RETURN_IF_ERROR(conn.CopyIn(absl::StrCat("COPY ", source.delta_table, " FROM STDIN"),
+                                              deltas[i].copy_data));
+        }
+        TRICKLE_RETURN_IF_ERROR(conn.Exec(absl::StrCat("ANALYZE ", source.delta_table)).status());
+      }
+      TRICKLE_ASSIGN_OR_RETURN(PgResult merged, conn.Exec(st.plan.merge_sql));
+      result.history.rows_affected = merged.AffectedRows();
+      result.history.action = "DIFFERENTIAL";
+    }
+  }
+  if (full) {
+    int64_t affected = 0;
+    for (const std::string& statement : st.plan.full_refresh_sql) {
+      TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(statement));
+      affected += r.AffectedRows();
+    }
+    result.history.action = "FULL";
+    result.history.rows_affected = affected;
+    result.history.reason = reason;
+  }
+
+  if (st.row.verify) {
+    TRICKLE_ASSIGN_OR_RETURN(int64_t differences, CountOracleDifferences(conn, st));
+    if (differences != 0) {
+      return absl::DataLossError(absl::StrCat(
+          "verify: stream table ", st.row.QualifiedName(), " differs from its query by ", differences,
+          " rows after a ", result.history.action, " refresh; nothing was committed"));
+    }
+  }
+  result.history.duration_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+  TRICKLE_RETURN_IF_ERROR(catalog::RecordRefresh(conn, st.row.id, result.frontier, result.history,
+                                                 newest_commit_time, started_at));
+  result.committed = true;
+  return result;
+}
+
+absl::StatusOr<int64_t> CountOracleDifferences(PgConnection& conn, const StreamTable& st) {
+  std::string table = QualifiedStreamTable(conn, st.row);
+  std::string cols = VisibleColumnList(conn, st.plan);
+  std::string q = absl::StrCat(
+      "SELECT count(*) FROM ((SELECT ", cols, " FROM ", table, " EXCEPT ALL SELECT * FROM (",
+      st.row.query, ") q1) UNION ALL (SELECT * FROM (", st.row.query, ") q2 EXCEPT ALL SELECT ", cols,
+      " FROM ", table, ")) d");
+  TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(q));
+  int64_t n = 0;
+  absl::SimpleAtoi(r.Get(0, 0), &n);
+  return n;
+}
+
+}  // namespace trickle::scheduler

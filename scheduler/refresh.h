@@ -1,0 +1,95 @@
+// The refresh transaction (DESIGN, consistency protocol). One call refreshes
+// one stream table on one worker connection:
+//
+//   BEGIN ISOLATION LEVEL REPEATABLE READ
+//   S = pg_current_snapshot(); lock the stream table's catalog row; read (L, E)
+//   F = fence()            -- a transactional logical message on another
+//                             connection, waited for in the change log
+//   delta = logged txns with commit < F, visible in S, not applied by (L, E)
+//   COPY the consolidated delta into temp tables; delta SQL + MERGE
+//     (or the full-refresh SQL for FULL)
+//   [verify: the oracle inside S]
+//   write frontier (F, invisible txns < F) and a history row
+//   COMMIT
+//
+// Frontier and data commit together: a crash at any point loses nothing and
+// applies nothing twice.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "common/pg_connection.h"
+#include "delta/delta_engine.h"
+#include "scheduler/catalog.h"
+#include "scheduler/frontier.h"
+#include "storage/change_log.h"
+
+namespace trickle::scheduler {
+
+// Emits a fence whose commit follows the caller's snapshot and waits until
+// the change log holds it; returns its commit LSN (F).
+using FenceFn = std::function<absl::StatusOr<Lsn>()>;
+
+enum class RefreshKind { kAuto, kFull };
+
+struct RefreshResult {
+  HistoryRow history;
+  Frontier frontier;
+  bool committed = false;  // false for a refresh that found nothing to do
+};
+
+// A stream table as the refresher needs it: its catalog row and its plan.
+struct StreamTable {
+  StreamTableRow row;
+  delta::DeltaPlan plan;
+};
+
+class Refresher {
+ public:
+  // `log` is not owned and must outlive the Refresher.
+  Refresher(storage::ChangeLog* log, FenceFn fence) : log_(log), fence_(std::move(fence)) {}
+
+  // Refreshes `st` on `conn` (which must not be inside a transaction).
+  // kFull forces a full refresh; otherwise the mode, a pending
+  // needs_full, or a TRUNCATE of a source decides. On error the transaction
+  // is rolled back and nothing is written.
+  absl::StatusOr<RefreshResult> Refresh(PgConnection& conn, const StreamTable& st,
+                                        RefreshKind kind = RefreshKind::kAuto);
+
+ private:
+  struct SourceDelta {
+    std::string copy_data;  // COPY text rows: __op, then the plan's source columns
+    int64_t rows = 0;
+  };
+  absl::StatusOr<RefreshResult> RefreshInTransaction(PgConnection& conn, const StreamTable& st,
+                                                     RefreshKind kind, const std::string& snapshot_text,
+                                                     const std::string& started_at);
+  // Reads and consolidates one source's changes of the selected transactions.
+  // Sets *truncated when a selected transaction truncated the source.
+  absl::StatusOr<SourceDelta> LoadSourceDelta(const delta::SourceRelation& source,
+                                              const std::vector<storage::v1::TransactionRecord>& txns,
+                                              bool* truncated);
+  absl::StatusOr<std::vector<int>> ColumnMap(const delta::SourceRelation& source, uint32_t version);
+
+  storage::ChangeLog* log_;  // not owned
+  FenceFn fence_;
+  // (relation oid, schema version) -> index in the logged tuple of each plan column.
+  absl::flat_hash_map<std::pair<uint32_t, uint32_t>, std::vector<int>> column_maps_;
+};
+
+// A source's columns changed since the plan was built: the stream table
+// must be rebuilt (REINIT) from a fresh plan.
+inline constexpr char kSchemaChangedPayload[] = "trickle.schema_changed";
+absl::Status SchemaChangedError(absl::string_view message);
+bool IsSchemaChange(const absl::Status& status);
+
+// The oracle (DESIGN): inside the current snapshot,
+// (ST EXCEPT ALL Q) UNION ALL (Q EXCEPT ALL ST) over the visible columns.
+// Returns the number of differing rows (0 = exact).
+absl::StatusOr<int64_t> CountOracleDifferences(PgConnection& conn, const StreamTable& st);
+
+}  // namespace trickle::scheduler
