@@ -31,6 +31,18 @@ using testing::SeenChange;
 using testing::TempDir;
 using testing::WriteTransaction;
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 constexpr Oid kOrders = 16384;
 constexpr Oid kItems = 16390;
 
@@ -553,11 +565,14 @@ TEST_F(ChangeLogTest, HugeTransactionIsWrittenInBoundedBatches) {
               kRows / seconds, payload / 1048576.0, growth / 1048576.0,
               stats.peak_staged_bytes / 1048576.0);
   // Far below the payload: memtables (16 MiB budget) plus caches, never the
-  // transaction.
-  EXPECT_LT(growth, payload / 2);
+  // transaction. (AddressSanitizer's quarantine keeps freed memory resident.)
+  if (!kAddressSanitizer) {
+    EXPECT_LT(growth, payload / 2);
+  }
 
   uint64_t n = 0;
   uint32_t expected_seq = 0;
+  start = std::chrono::steady_clock::now();
   ASSERT_TRUE(log.ReadChanges(kOrders, 0x100000, UINT64_MAX, [&](const LoggedChange& c) {
                    if (c.sequence != expected_seq) {
                      return absl::InternalError(absl::StrCat("sequence ", c.sequence));
@@ -566,6 +581,8 @@ TEST_F(ChangeLogTest, HugeTransactionIsWrittenInBoundedBatches) {
                    ++n;
                    return absl::OkStatus();
                  }).ok());
+  seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("[ measure  ] read back: %.0f rows/s\n", n / seconds);
   EXPECT_EQ(n, static_cast<uint64_t>(kRows));
 }
 
