@@ -362,7 +362,7 @@ absl::Status RocksChangeLog::ProbeStorage(absl::string_view operation) const {
                               "error, then retry; ",
                               NotConfirmedPast()));
   }
-  // Resuming flushes every memtable: that much must fit.
+  // The reopen flushes what RocksDB recovers from the WAL: that much must fit.
   uint64_t free_bytes = 0;
   if (env->GetFreeSpace(options_.path, &free_bytes).ok() &&
       free_bytes < options_.memtable_bytes) {

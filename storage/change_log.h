@@ -10,11 +10,12 @@
 //  * Memory stays bounded for huge transactions: changes are written in
 //    batches as they arrive, under their final keys; they become visible only
 //    with the commit record.
-//  * A failed write never advances high_water_lsn() or durable_lsn(): the
-//    capture reconnects, PostgreSQL sends the transaction again, and
-//    BeginTransaction accepts it again. The object stays usable; the next
-//    writer call first brings RocksDB out of its read-only error state
-//    (DB::Resume) and fails again, with the cause, while the fault lasts.
+//  * A failed write or sync never advances high_water_lsn() or durable_lsn():
+//    the capture reconnects, PostgreSQL sends the transaction again, and
+//    BeginTransaction accepts it again. The object stays usable: the next
+//    call that writes checks the storage takes writes again and then reopens
+//    the database (reloading the state from what is on disk); while the fault
+//    lasts it fails with the cause, and readers keep working.
 // Key layout, encoding and recovery rules: docs/change_log_format.md.
 #pragma once
 
@@ -51,8 +52,9 @@ struct ChangeLogOptions {
   // the ChangeLog. Default: rocksdb::Env::Default().
   rocksdb::Env* env = nullptr;
   // Memory RocksDB may use for memtables, shared by all column families
-  // (DBOptions::db_write_buffer_size); each family's memtable is a quarter of
-  // it. Default 64 MiB. Fixed at Open.
+  // (DBOptions::db_write_buffer_size; the changes family's memtable is a
+  // quarter of it, the others' an eighth). Recovery after a storage fault
+  // waits for this much free disk. Default 64 MiB. Fixed at Open.
   size_t memtable_bytes = 64 << 20;
 };
 
