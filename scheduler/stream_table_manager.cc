@@ -477,11 +477,12 @@ std::vector<StreamTableManager::Entry*> StreamTableManager::TopologicalOrderLock
   return order;
 }
 
-void StreamTableManager::RunDueRefreshes() {
+void StreamTableManager::RunDueRefreshes(const std::atomic<bool>& stop) {
   absl::MutexLock lock(&mu_);
   absl::Time now = absl::Now();
   bool any = false;
   for (Entry* entry : TopologicalOrderLocked()) {
+    if (stop.load()) break;
     if (entry->table.row.status != Status::kActive || now < entry->next_due) continue;
     entry->next_due = now + entry->interval;
     auto result = RefreshLocked(entry, RefreshKind::kAuto);

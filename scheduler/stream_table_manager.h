@@ -7,6 +7,7 @@
 // belongs to the scheduler issue).
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,8 +68,9 @@ class StreamTableManager {
 
   // Refreshes every ACTIVE stream table whose interval has elapsed, upstream
   // stream tables before the ones that read them; failures are recorded and
-  // do not stop the others. Then trims the change log.
-  void RunDueRefreshes();
+  // do not stop the others. Then trims the change log. Returns early, between
+  // refreshes, once `stop` is set.
+  void RunDueRefreshes(const std::atomic<bool>& stop);
   // Trims each source's changes below the lowest frontier of its readers.
   absl::Status TrimLog();
 

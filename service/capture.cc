@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<Capture>> Capture::Create(storage::ChangeLog* log
     for (const auto& c : s.columns()) {
       schema.columns.push_back({c.is_key(), c.name(), c.type_oid(), c.type_modifier()});
     }
+    capture->log_versions_[s.relation_oid()] = s.version();
     TRICKLE_RETURN_IF_ERROR(capture->relations_.Restore(std::move(schema)));
   }
   return capture;
@@ -163,11 +164,9 @@ absl::Status Capture::OnCommit(const pgoutput::CommitMessage& m) {
 absl::Status Capture::OnRelation(const pgoutput::RelationMessage& m) {
   auto previous = relations_.Current(m.relation_oid);
   pgoutput::SchemaVersion before = previous.ok() ? (*previous)->version : 0;
-  pgoutput::SchemaVersion version = relations_.Apply(m);
-  if (version == before) return absl::OkStatus();  // the usual resend
+  pgoutput::SchemaVersion after = relations_.Apply(m);
   storage::RelationSchema schema;
   schema.set_relation_oid(m.relation_oid);
-  schema.set_version(version);
   schema.set_namespace_name(m.namespace_name.empty() ? "pg_catalog" : m.namespace_name);
   schema.set_relation_name(m.relation_name);
   schema.set_replica_identity(std::string(1, m.replica_identity));
@@ -179,10 +178,12 @@ absl::Status Capture::OnRelation(const pgoutput::RelationMessage& m) {
     col->set_type_modifier(c.type_modifier);
     col->set_is_key(c.is_key);
   }
-  TRICKLE_RETURN_IF_ERROR(log_->RecordRelation(schema).status());
-  if (before != 0) {
-    spdlog::info("relation {}.{} (OID {}) changed schema: version {} -> {}",
-                 schema.namespace_name(), m.relation_name, m.relation_oid, before, version);
+  // Storage numbers the versions (and recognises a replayed schema).
+  TRICKLE_ASSIGN_OR_RETURN(uint32_t version, log_->RecordRelation(schema));
+  log_versions_[m.relation_oid] = version;
+  if (before != 0 && before != after) {
+    spdlog::info("relation {}.{} (OID {}) changed schema: now version {}", schema.namespace_name(),
+                 m.relation_name, m.relation_oid, version);
   }
   return absl::OkStatus();
 }
@@ -200,7 +201,7 @@ absl::Status Capture::OnInsert(const pgoutput::InsertMessage& m) {
   TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(m.relation_oid, "Insert"));
   storage::ChangeRecord change;
   change.set_op(storage::ChangeRecord::INSERT);
-  change.set_schema_version(rel->version);
+  change.set_schema_version(log_versions_[rel->relation_oid]);
   ToDatums(m.new_tuple, change.mutable_new_values());
   return AppendChange(m.relation_oid, change);
 }
@@ -210,7 +211,7 @@ absl::Status Capture::OnUpdate(const pgoutput::UpdateMessage& m) {
   TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(m.relation_oid, "Update"));
   storage::ChangeRecord change;
   change.set_op(storage::ChangeRecord::UPDATE);
-  change.set_schema_version(rel->version);
+  change.set_schema_version(log_versions_[rel->relation_oid]);
   if (m.old_kind != pgoutput::OldTupleKind::kFull) {
     return absl::FailedPreconditionError(absl::StrCat(
         "UPDATE on source table \"", rel->QualifiedName(),
@@ -242,7 +243,7 @@ absl::Status Capture::OnDelete(const pgoutput::DeleteMessage& m) {
   }
   storage::ChangeRecord change;
   change.set_op(storage::ChangeRecord::DELETE);
-  change.set_schema_version(rel->version);
+  change.set_schema_version(log_versions_[rel->relation_oid]);
   ToDatums(m.old_tuple, change.mutable_old_values());
   return AppendChange(m.relation_oid, change);
 }
@@ -253,7 +254,7 @@ absl::Status Capture::OnTruncate(const pgoutput::TruncateMessage& m) {
     TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(oid, "Truncate"));
     storage::ChangeRecord change;
     change.set_op(storage::ChangeRecord::TRUNCATE);
-    change.set_schema_version(rel->version);
+    change.set_schema_version(log_versions_[rel->relation_oid]);
     TRICKLE_RETURN_IF_ERROR(AppendChange(oid, change));
   }
   return absl::OkStatus();

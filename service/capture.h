@@ -106,7 +106,10 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   std::function<void(const storage::TransactionRecord&)> commit_listener_;
 
   // Stream-thread state.
-  pgoutput::RelationCache relations_;  // versions continue from the log's
+  pgoutput::RelationCache relations_;  // current schema per relation (names, TOAST fill)
+  // The change log's schema version per relation: the only numbering
+  // changes are tagged with (storage owns it across restarts and replays).
+  absl::flat_hash_map<pgoutput::Oid, uint32_t> log_versions_;
   bool in_transaction_ = false;
   bool skipping_ = false;  // transaction already in the log (replay)
   storage::TransactionRecord current_;

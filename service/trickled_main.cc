@@ -12,6 +12,8 @@
 #include "pgoutput/source_setup.h"
 #include "service/capture.h"
 #include "service/config.h"
+#include "service/fence.h"
+#include "scheduler/stream_table_manager.h"
 #include "spdlog/spdlog.h"
 #include "storage/change_log.h"
 
@@ -64,6 +66,27 @@ absl::Status Run(const ServiceConfig& config) {
   absl::Status stream_status;
   std::thread stream_thread([&] { stream_status = stream.Run(g_stop); });
 
+  // Refreshes: the catalog in the target database, stream tables on their
+  // interval schedules. A refresh in flight finishes before shutdown.
+  FenceEmitter fences(config.dsn, &capture);
+  scheduler::ManagerOptions manager_options;
+  manager_options.dsn = config.dsn;
+  manager_options.publication_name = config.publication_name;
+  manager_options.set_replica_identity = config.set_replica_identity;
+  auto manager = scheduler::StreamTableManager::Open(manager_options, log->get(),
+                                                     [&fences] { return fences.Emit(); });
+  if (!manager.ok()) {
+    g_stop = true;
+    stream_thread.join();
+    return manager.status();
+  }
+  std::thread refresh_thread([&] {
+    while (!g_stop.load()) {
+      (*manager)->RunDueRefreshes(g_stop);
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  });
+
   // Progress once in a while, so an operator sees the capture move.
   uint64_t last_txns = 0;
   absl::Time next_report = absl::Now() + absl::Seconds(5);
@@ -81,6 +104,7 @@ absl::Status Run(const ServiceConfig& config) {
     if (!stream_status.ok()) break;
   }
   g_stop = true;
+  refresh_thread.join();  // lets the refresh in flight commit or roll back
   stream_thread.join();
   if (auto s = (*log)->Sync(); !s.ok()) spdlog::error("final sync: {}", s.ToString());
   spdlog::info("stopped; change log durable up to {}", FormatLsn((*log)->durable_lsn()));
