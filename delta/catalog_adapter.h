@@ -1,6 +1,5 @@
 // Gathers the CatalogFacts a defining query needs from a live database: the
-// only part of delta/ that talks to PostgreSQL (a thin, separate target), so
-// the engine itself stays a pure function of its inputs.
+// only part of delta/ that talks to PostgreSQL (the engine itself is pure).
 #pragma once
 
 #include <string>
@@ -11,9 +10,12 @@
 
 namespace trickle::delta {
 
-// Resolves every relation and function `query` references (with the
-// connection's search_path) and asks the server for the query's output
-// column names. Errors name the missing relation.
+// Resolves every relation the query references (through the connection's
+// search_path), reads its columns and key (primary key, else replica-identity
+// index), the facts about every function it calls, and the query's output
+// column names (by describing it, without running it). Errors name the
+// relation: a missing one, or one that is not a table (views, materialized
+// views and foreign tables cannot be captured).
 absl::StatusOr<CatalogFacts> GatherCatalogFacts(PgConnection& conn, const std::string& query);
 
 }  // namespace trickle::delta

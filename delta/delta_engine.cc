@@ -1,0 +1,919 @@
+#include "delta/delta_engine.h"
+
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status_macros.h"
+#include "delta/delta_sql.h"
+#include "delta/lowering.h"
+#include "delta/operator_tree.h"
+#include "delta/pg_parser.h"
+#include "delta/sql_builder.h"
+
+namespace trickle::delta {
+
+using pg_query::Node;
+namespace b = sqlb;
+
+namespace {
+
+constexpr char kOp[] = "__pgt_op";
+constexpr char kRowId[] = "__pgt_row_id";
+constexpr char kDup[] = "__pgt_dup";
+constexpr char kCount[] = "__pgt_count";
+
+// How the top of the operator tree is stored and how its delta is applied.
+struct StoragePlan {
+  std::string mode;  // for the explanation
+  std::vector<StorageColumn> columns;
+  std::vector<int> identity;  // indices into columns
+  int row_id = -1;            // index of __pgt_row_id, or -1 when identity is NOT NULL
+  Node full_select;           // produces every storage column, in order
+  Node delta_final;           // produces every storage column and __pgt_op; CTEs in the generator
+  bool updates = true;        // the MERGE has an UPDATE branch
+};
+
+std::vector<int> Visible(const Op& op) {
+  std::vector<int> v;
+  for (size_t k = 0; k < op.columns.size(); ++k) {
+    if (!op.columns[k].hidden) v.push_back(k);
+  }
+  return v;
+}
+
+Node Ref(const std::string& alias, int k) { return b::Col(alias, ColName(k)); }
+
+Node OpValue(Node when_delete_condition) {
+  Node d = b::Str("D");
+  return b::Case({{std::move(when_delete_condition), std::move(d)}}, nullptr);
+}
+
+// 'D' when `is_delete`, else 'U'.
+Node OpColumn(Node is_delete) {
+  Node u = b::Str("U");
+  return b::Case({{std::move(is_delete), b::Str("D")}}, &u);
+}
+
+// Storage-table match between alias t (storage) and alias d (delta rows, with
+// identity values under the storage names).
+Node IdentityMatch(const StoragePlan& p, const std::string& t, const std::string& d) {
+  b::NodeList conds;
+  if (p.row_id >= 0) {
+    conds.push_back(b::Eq(b::Col(t, kRowId), b::Col(d, kRowId)));
+    for (int k : p.identity) {
+      conds.push_back(b::IsNotDistinct(b::Col(t, p.columns[k].name), b::Col(d, p.columns[k].name)));
+    }
+  } else {
+    for (int k : p.identity) {
+      conds.push_back(b::Eq(b::Col(t, p.columns[k].name), b::Col(d, p.columns[k].name)));
+    }
+  }
+  return b::And(std::move(conds));
+}
+
+bool IsAlgebraic(const AggCall& a) {
+  if (a.distinct || a.ordered) return false;
+  const auto& args = a.call.func_call().args();
+  if (a.name == "count") return a.star || args.size() == 1;
+  if (a.name == "sum" || a.name == "avg") {
+    // Integer arguments only: their sums are exact and their scale is 0, so
+    // old + delta equals a fresh sum bit for bit. Floating-point sums drift
+    // and numeric sums change scale; those are recomputed per group.
+    return args.size() == 1 &&
+           (a.arg_type == "integer" || a.arg_type == "bigint" || a.arg_type == "smallint");
+  }
+  return false;
+}
+
+std::string SumType(const AggCall& a) { return a.arg_type == "bigint" ? "numeric" : "bigint"; }
+
+Node RenamedCall(const AggCall& a, const std::string& name) {
+  Node n = a.call;
+  auto* fc = n.mutable_func_call();
+  fc->clear_funcname();
+  fc->add_funcname()->mutable_string()->set_sval("pg_catalog");
+  fc->add_funcname()->mutable_string()->set_sval(name);
+  return n;
+}
+
+class PlanBuilder {
+ public:
+  PlanBuilder(const StreamTableSpec& spec, const LoweredQuery& q,
+              const std::vector<std::string>& names)
+      : spec_(spec), q_(q), names_(names), gen_(q.sources) {}
+
+  absl::StatusOr<StoragePlan> Build() {
+    const Op& top = *q_.root;
+    if (top.kind == OpKind::kProject && top.inputs[0]->kind == OpKind::kAggregate) {
+      bool algebraic = true;
+      for (const auto& a : top.inputs[0]->aggs) algebraic &= IsAlgebraic(a);
+      if (algebraic) return AggregateAlgebraic(top, *top.inputs[0]);
+    }
+    if (top.kind == OpKind::kDistinct) return DistinctCount(top);
+    if (top.key.has_value()) return Keyed(top);
+    return Multiset(top);
+  }
+
+  SqlGenerator& gen() { return gen_; }
+
+ private:
+  Node Storage(const std::string& alias) const {
+    return b::Table(spec_.schema, spec_.name, alias);
+  }
+
+  StoragePlan Keyed(const Op& top);
+  StoragePlan Multiset(const Op& top);
+  StoragePlan AggregateAlgebraic(const Op& project, const Op& agg);
+  StoragePlan DistinctCount(const Op& distinct);
+
+  const StreamTableSpec& spec_;
+  const LoweredQuery& q_;
+  const std::vector<std::string>& names_;
+  SqlGenerator gen_;
+};
+
+// Rows keyed by a unique key of the output (carried source keys, group keys):
+// consolidate the delta per row, then per key keep the new row if there is
+// one (an upsert) or delete.
+StoragePlan PlanBuilder::Keyed(const Op& top) {
+  StoragePlan p;
+  p.mode = "keyed: one storage row per output row, identified by its key";
+  std::vector<int> stored;  // top column per storage column
+  auto vis = Visible(top);
+  for (size_t j = 0; j < vis.size(); ++j) {
+    p.columns.push_back({names_[j], false});
+    stored.push_back(vis[j]);
+  }
+  bool nullable = false;
+  int hidden_n = 0;
+  for (int k : *top.key) {
+    int idx = -1;
+    for (size_t j = 0; j < stored.size(); ++j) {
+      if (stored[j] == k) idx = j;
+    }
+    if (idx < 0) {
+      p.columns.push_back({absl::StrCat("__pgt_k", ++hidden_n), true});
+      stored.push_back(k);
+      idx = stored.size() - 1;
+    }
+    p.identity.push_back(idx);
+    nullable |= !top.columns[k].not_null;
+  }
+  b::NodeList key_refs_i, key_refs_c;
+  for (int k : *top.key) {
+    key_refs_i.push_back(Ref("i", k));
+    key_refs_c.push_back(Ref("c", k));
+  }
+  if (nullable) {
+    p.columns.push_back({kRowId, true});
+    p.row_id = p.columns.size() - 1;
+  }
+  {
+    b::Select s;
+    for (size_t j = 0; j < stored.size(); ++j) s.targets.push_back(b::Target(Ref("i", stored[j]), p.columns[j].name));
+    if (nullable) s.targets.push_back(b::Target(b::RowHash(key_refs_i), kRowId));
+    s.from.push_back(b::Subquery(gen_.Eval(top, State::kPost), "i"));
+    p.full_select = s.Build();
+  }
+  std::string d = gen_.Delta(top);
+  b::Select c;
+  for (int k : stored) {
+    c.targets.push_back(b::Target(Ref("i", k), ColName(k)));
+    c.group_by.push_back(Ref("i", k));
+  }
+  Node dm_sum = b::Agg("sum", {b::Col("i", "__pgt_dm")});
+  c.targets.push_back(b::Target(dm_sum, "__pgt_n"));
+  c.having.push_back(b::Op("<>", dm_sum, b::Int(0)));
+  c.from.push_back(b::Table("", d, "i"));
+  std::string cname = gen_.AddCte("c", c.Build());
+  b::Select f;
+  for (size_t j = 0; j < stored.size(); ++j) f.targets.push_back(b::Target(Ref("c", stored[j]), p.columns[j].name));
+  if (nullable) f.targets.push_back(b::Target(b::RowHash(key_refs_c), kRowId));
+  f.targets.push_back(b::Target(OpColumn(b::Op("<", b::Col("c", "__pgt_n"), b::Int(0))), kOp));
+  f.from.push_back(b::Table("", cname, "c"));
+  // Per key at most one row with +1 (its new version) and one with -1 (its
+  // old version): the new one wins; a lone -1 is a delete.
+  if (top.key->empty()) {
+    f.limit = 1;
+  } else {
+    f.distinct_on = key_refs_c;
+    for (const auto& k : key_refs_c) f.order_by.push_back(b::SortBy(k, false));
+  }
+  f.order_by.push_back(b::SortBy(b::Col("c", "__pgt_n"), true));
+  p.delta_final = f.Build();
+  return p;
+}
+
+// No key: rows are stored with an ordinal among equal rows (__pgt_dup), so
+// duplicates are exact. A net change of +n for a row value inserts ordinals
+// old+1..old+n; -n deletes old-n+1..old.
+StoragePlan PlanBuilder::Multiset(const Op& top) {
+  StoragePlan p;
+  p.mode = "multiset: rows identified by their values and an ordinal among equal rows";
+  p.updates = false;
+  auto vis = Visible(top);
+  b::NodeList vis_i, vis_c;
+  for (size_t j = 0; j < vis.size(); ++j) {
+    p.columns.push_back({names_[j], false});
+    p.identity.push_back(j);
+    vis_i.push_back(Ref("i", vis[j]));
+    vis_c.push_back(Ref("c", vis[j]));
+  }
+  p.columns.push_back({kRowId, true});
+  p.row_id = p.columns.size() - 1;
+  p.columns.push_back({kDup, true});
+  p.identity.push_back(p.columns.size() - 1);
+  {
+    b::Select s;
+    for (size_t j = 0; j < vis.size(); ++j) s.targets.push_back(b::Target(vis_i[j], names_[j]));
+    s.targets.push_back(b::Target(b::RowHash(vis_i), kRowId));
+    s.targets.push_back(b::Target(b::RowNumberOver(vis_i), kDup));
+    s.from.push_back(b::Subquery(gen_.Eval(top, State::kPost), "i"));
+    p.full_select = s.Build();
+  }
+  std::string d = gen_.Delta(top);
+  b::Select c;
+  for (int k : vis) {
+    c.targets.push_back(b::Target(Ref("i", k), ColName(k)));
+    c.group_by.push_back(Ref("i", k));
+  }
+  Node dm_sum = b::Agg("sum", {b::Col("i", "__pgt_dm")});
+  c.targets.push_back(b::Target(dm_sum, "__pgt_n"));
+  c.having.push_back(b::Op("<>", dm_sum, b::Int(0)));
+  c.from.push_back(b::Table("", d, "i"));
+  std::string cname = gen_.AddCte("c", c.Build());
+  // How many copies the storage table holds now.
+  b::Select old;
+  old.targets.push_back(b::Target(b::CountStar()));
+  old.from.push_back(Storage("t"));
+  old.where.push_back(b::Eq(b::Col("t", kRowId), b::RowHash(vis_c)));
+  for (size_t j = 0; j < vis.size(); ++j) {
+    old.where.push_back(b::IsNotDistinct(b::Col("t", names_[j]), vis_c[j]));
+  }
+  b::Select o;
+  for (int k : vis) o.targets.push_back(b::Target(Ref("c", k), ColName(k)));
+  o.targets.push_back(b::Target(b::Col("c", "__pgt_n"), "__pgt_n"));
+  o.targets.push_back(b::Target(b::RowHash(vis_c), "__pgt_h"));
+  o.targets.push_back(b::Target(b::ScalarSubquery(old.Build()), "__pgt_old"));
+  o.from.push_back(b::Table("", cname, "c"));
+  std::string oname = gen_.AddCte("o", o.Build());
+  Node n = b::Col("o", "__pgt_n");
+  Node old_n = b::Col("o", "__pgt_old");
+  Node positive = b::Op(">", n, b::Int(0));
+  Node lo_neg = b::Op("+", b::Op("+", old_n, n), b::Int(1));
+  Node lo = b::Case({{positive, b::Op("+", old_n, b::Int(1))}}, &lo_neg);
+  Node hi = b::Case({{positive, b::Op("+", old_n, n)}}, &old_n);
+  b::Select f;
+  for (size_t j = 0; j < vis.size(); ++j) f.targets.push_back(b::Target(Ref("o", vis[j]), names_[j]));
+  f.targets.push_back(b::Target(b::Col("o", "__pgt_h"), kRowId));
+  f.targets.push_back(b::Target(b::Func("generate_series", {lo, hi}), kDup));
+  f.targets.push_back(b::Target(OpColumn(b::Op("<", n, b::Int(0))), kOp));
+  f.from.push_back(b::Table("", oname, "o"));
+  p.delta_final = f.Build();
+  return p;
+}
+
+// GROUP BY with only COUNT / SUM / AVG over integers: the storage row keeps
+// each aggregate's state (hidden count and sum columns); a group's new state
+// is its old state plus the delta's, and the visible columns are the select
+// list evaluated over the new state.
+StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
+  StoragePlan p;
+  p.mode = "algebraic aggregate: hidden count/sum state per group, new = old + delta";
+  const int g = agg.group_exprs.size();
+  auto vis = Visible(project);
+  for (size_t j = 0; j < vis.size(); ++j) p.columns.push_back({names_[j], false});
+  // Identity: the group key, reusing a visible column that is exactly a key.
+  std::vector<int> group_storage(g, -1);
+  std::vector<bool> identity_visible(vis.size(), false);
+  bool nullable = false;
+  for (int j = 0; j < g; ++j) {
+    for (size_t v = 0; v < vis.size(); ++v) {
+      const Node& e = project.exprs[vis[v]];
+      if (e.has_column_ref() && CanonicalKey(e) == CanonicalKey(Ref("i", j))) {
+        group_storage[j] = v;
+        identity_visible[v] = true;
+        break;
+      }
+    }
+    if (group_storage[j] < 0) {
+      p.columns.push_back({absl::StrCat("__pgt_g", j + 1), true});
+      group_storage[j] = p.columns.size() - 1;
+    }
+    p.identity.push_back(group_storage[j]);
+    nullable |= !agg.columns[j].not_null;
+  }
+  const int count_col = p.columns.size();
+  p.columns.push_back({kCount, true});
+  std::vector<int> state_a(agg.aggs.size(), -1), state_n(agg.aggs.size(), -1);
+  for (size_t k = 0; k < agg.aggs.size(); ++k) {
+    state_a[k] = p.columns.size();
+    p.columns.push_back({absl::StrCat("__pgt_a", k + 1), true});
+    if (agg.aggs[k].name != "count") {
+      state_n[k] = p.columns.size();
+      p.columns.push_back({absl::StrCat("__pgt_n", k + 1), true});
+    }
+  }
+  if (nullable) {
+    p.columns.push_back({kRowId, true});
+    p.row_id = p.columns.size() - 1;
+  }
+  b::NodeList groups_i;
+  for (int j = 0; j < g; ++j) groups_i.push_back(Ref("i", j));
+
+  // The select list over a relation `i` with the aggregate's output c1..
+  // and the state columns; hidden group columns; the state; the hash.
+  auto finish = [&](bool for_delta) {
+    b::Select s;
+    for (size_t v = 0; v < vis.size(); ++v) {
+      Node e = project.exprs[vis[v]];
+      if (for_delta && g > 0 && !identity_visible[v]) {
+        // A deleted group's other columns are never written; evaluating
+        // them could fail (e.g. 1 / count(*) with count 0).
+        Node null = b::Null();
+        e = b::Case({{b::Eq(b::Col("i", kCount), b::Int(0)), null}}, &e);
+      }
+      s.targets.push_back(b::Target(e, p.columns[v].name));
+    }
+    for (int j = 0; j < g; ++j) {
+      if (group_storage[j] >= static_cast<int>(vis.size())) {
+        s.targets.push_back(b::Target(Ref("i", j), p.columns[group_storage[j]].name));
+      }
+    }
+    s.targets.push_back(b::Target(b::Col("i", kCount), kCount));
+    for (size_t k = 0; k < agg.aggs.size(); ++k) {
+      s.targets.push_back(b::Target(b::Col("i", p.columns[state_a[k]].name), p.columns[state_a[k]].name));
+      if (state_n[k] >= 0) {
+        s.targets.push_back(b::Target(b::Col("i", p.columns[state_n[k]].name), p.columns[state_n[k]].name));
+      }
+    }
+    if (nullable) s.targets.push_back(b::Target(b::RowHash(groups_i), kRowId));
+    return s;
+  };
+
+  // Full refresh: aggregate values and their state in one pass.
+  {
+    b::Select inner;
+    for (int j = 0; j < g; ++j) {
+      inner.targets.push_back(b::Target(agg.group_exprs[j], ColName(j)));
+      inner.group_by.push_back(agg.group_exprs[j]);
+    }
+    for (size_t k = 0; k < agg.aggs.size(); ++k) {
+      inner.targets.push_back(b::Target(agg.aggs[k].call, ColName(g + k)));
+    }
+    inner.targets.push_back(b::Target(b::CountStar(), kCount));
+    for (size_t k = 0; k < agg.aggs.size(); ++k) {
+      const AggCall& a = agg.aggs[k];
+      Node state = a.call;
+      if (a.name == "avg") state = b::Cast(RenamedCall(a, "sum"), "numeric");
+      inner.targets.push_back(b::Target(state, p.columns[state_a[k]].name));
+      if (state_n[k] >= 0) inner.targets.push_back(b::Target(RenamedCall(a, "count"), p.columns[state_n[k]].name));
+    }
+    inner.from.push_back(b::Subquery(gen_.Eval(*agg.inputs[0], State::kPost), "i"));
+    b::Select outer = finish(false);
+    outer.from.push_back(b::Subquery(inner.Build(), "i"));
+    p.full_select = outer.Build();
+  }
+
+  // Delta: per touched group, the change of every state column.
+  std::string din = gen_.Delta(*agg.inputs[0]);
+  Node dm = b::Col("i", "__pgt_dm");
+  b::Select da;
+  for (int j = 0; j < g; ++j) {
+    da.targets.push_back(b::Target(agg.group_exprs[j], ColName(j)));
+    da.group_by.push_back(agg.group_exprs[j]);
+  }
+  da.targets.push_back(b::Target(b::Agg("sum", {dm}), "__pgt_dcount"));
+  for (size_t k = 0; k < agg.aggs.size(); ++k) {
+    const AggCall& a = agg.aggs[k];
+    const auto& fc = a.call.func_call();
+    b::NodeList filter;
+    if (fc.has_agg_filter()) filter.push_back(fc.agg_filter());
+    b::NodeList nonnull = filter;
+    if (!a.star) nonnull.push_back(b::IsNotNull(fc.args(0)));
+    Node fa = b::And(filter), fn = b::And(nonnull);
+    const Node* fa_ptr = filter.empty() ? nullptr : &fa;
+    const Node* fn_ptr = nonnull.empty() ? nullptr : &fn;
+    if (a.name == "count") {
+      da.targets.push_back(b::Target(b::Agg("sum", {dm}, fn_ptr), absl::StrCat("__pgt_da", k + 1)));
+    } else {
+      Node term = b::Op("*", b::Cast(fc.args(0), "numeric"), dm);
+      da.targets.push_back(b::Target(b::Agg("sum", {term}, fa_ptr), absl::StrCat("__pgt_da", k + 1)));
+      da.targets.push_back(b::Target(b::Agg("sum", {dm}, fn_ptr), absl::StrCat("__pgt_dn", k + 1)));
+    }
+  }
+  da.from.push_back(b::Table("", din, "i"));
+  std::string da_name = gen_.AddCte("a", da.Build());
+
+  // New state: old (from the storage table) + delta.
+  b::Select ns;
+  auto zero_if_null = [](Node n) { return b::Coalesce({std::move(n), b::Int(0)}); };
+  for (int j = 0; j < g; ++j) ns.targets.push_back(b::Target(Ref("d", j), ColName(j)));
+  ns.targets.push_back(b::Target(
+      b::Op("+", zero_if_null(b::Col("t", kCount)), zero_if_null(b::Col("d", "__pgt_dcount"))),
+      kCount));
+  for (size_t k = 0; k < agg.aggs.size(); ++k) {
+    const AggCall& a = agg.aggs[k];
+    const std::string an = p.columns[state_a[k]].name;
+    Node add_a = b::Op("+", zero_if_null(b::Col("t", an)),
+                       zero_if_null(b::Col("d", absl::StrCat("__pgt_da", k + 1))));
+    if (a.name == "count") {
+      ns.targets.push_back(b::Target(b::Cast(add_a, "bigint"), an));
+      continue;
+    }
+    const std::string nn = p.columns[state_n[k]].name;
+    Node new_n = b::Op("+", zero_if_null(b::Col("t", nn)),
+                       zero_if_null(b::Col("d", absl::StrCat("__pgt_dn", k + 1))));
+    Node null = b::Null();
+    Node sum_type = b::Cast(add_a, a.name == "avg" ? "numeric" : SumType(a));
+    ns.targets.push_back(b::Target(b::Case({{b::Eq(new_n, b::Int(0)), null}}, &sum_type), an));
+    ns.targets.push_back(b::Target(b::Cast(new_n, "bigint"), nn));
+  }
+  // Join the touched groups to their storage rows (identity values under the
+  // storage names on the delta side).
+  b::Select keyed;
+  for (int j = 0; j < g; ++j) keyed.targets.push_back(b::Target(Ref("a", j), p.columns[group_storage[j]].name));
+  if (nullable) {
+    b::NodeList gs;
+    for (int j = 0; j < g; ++j) gs.push_back(Ref("a", j));
+    keyed.targets.push_back(b::Target(b::RowHash(gs), kRowId));
+  }
+  keyed.targets.push_back(b::Target(b::Star("a")));
+  keyed.from.push_back(b::Table("", da_name, "a"));
+  ns.from.push_back(b::Join(pg_query::JOIN_LEFT, b::Subquery(keyed.Build(), "d"), Storage("t"),
+                            IdentityMatch(p, "t", "d")));
+  // Aggregate values over the new state, with the aggregates' own result types.
+  b::Select values;
+  for (int j = 0; j < g; ++j) values.targets.push_back(b::Target(Ref("s", j), ColName(j)));
+  for (size_t k = 0; k < agg.aggs.size(); ++k) {
+    const AggCall& a = agg.aggs[k];
+    Node sa = b::Col("s", p.columns[state_a[k]].name);
+    Node v;
+    if (a.name == "count") {
+      v = b::Cast(sa, "bigint");
+    } else if (a.name == "sum") {
+      v = b::Cast(sa, SumType(a));
+    } else {  // avg: numeric sum / count, as int8_avg and numeric_poly_avg compute it
+      Node sn = b::Col("s", p.columns[state_n[k]].name);
+      Node null = b::Null();
+      Node div = b::Op("/", b::Cast(sa, "numeric"), b::Cast(sn, "numeric"));
+      v = b::Case({{b::Eq(sn, b::Int(0)), null}}, &div);
+    }
+    values.targets.push_back(b::Target(v, ColName(g + k)));
+  }
+  values.targets.push_back(b::Target(b::Col("s", kCount), kCount));
+  for (size_t k = 0; k < agg.aggs.size(); ++k) {
+    values.targets.push_back(b::Target(b::Col("s", p.columns[state_a[k]].name), p.columns[state_a[k]].name));
+    if (state_n[k] >= 0) {
+      values.targets.push_back(b::Target(b::Col("s", p.columns[state_n[k]].name), p.columns[state_n[k]].name));
+    }
+  }
+  values.from.push_back(b::Subquery(ns.Build(), "s"));
+  std::string ns_name = gen_.AddCte("n", values.Build());
+
+  b::Select f = finish(true);
+  if (g > 0) {
+    f.targets.push_back(b::Target(OpColumn(b::Eq(b::Col("i", kCount), b::Int(0))), kOp));
+  } else {
+    f.targets.push_back(b::Target(b::Str("U"), kOp));  // the one row of a whole-input aggregate
+  }
+  f.from.push_back(b::Table("", ns_name, "i"));
+  p.delta_final = f.Build();
+  (void)count_col;
+  return p;
+}
+
+// SELECT DISTINCT (and UNION): a hidden count of how many input rows each
+// output row stands for; it is present while the count is positive.
+StoragePlan PlanBuilder::DistinctCount(const Op& distinct) {
+  StoragePlan p;
+  p.mode = "distinct: hidden count of input rows per output row, present while positive";
+  const Op& in = *distinct.inputs[0];
+  auto vis = Visible(in);
+  bool nullable = false;
+  for (size_t j = 0; j < vis.size(); ++j) {
+    p.columns.push_back({names_[j], false});
+    p.identity.push_back(j);
+    nullable |= !in.columns[vis[j]].not_null;
+  }
+  p.columns.push_back({kCount, true});
+  if (nullable) {
+    p.columns.push_back({kRowId, true});
+    p.row_id = p.columns.size() - 1;
+  }
+  b::NodeList vis_i;
+  for (int k : vis) vis_i.push_back(Ref("i", k));
+  {
+    b::Select s;
+    for (size_t j = 0; j < vis.size(); ++j) {
+      s.targets.push_back(b::Target(vis_i[j], names_[j]));
+      s.group_by.push_back(vis_i[j]);
+    }
+    s.targets.push_back(b::Target(b::CountStar(), kCount));
+    if (nullable) s.targets.push_back(b::Target(b::RowHash(vis_i), kRowId));
+    s.from.push_back(b::Subquery(gen_.Eval(in, State::kPost), "i"));
+    p.full_select = s.Build();
+  }
+  std::string d = gen_.Delta(in);
+  b::Select a;
+  for (size_t j = 0; j < vis.size(); ++j) {
+    a.targets.push_back(b::Target(vis_i[j], names_[j]));
+    a.group_by.push_back(vis_i[j]);
+  }
+  a.targets.push_back(b::Target(b::Agg("sum", {b::Col("i", "__pgt_dm")}), "__pgt_d"));
+  if (nullable) a.targets.push_back(b::Target(b::RowHash(vis_i), kRowId));
+  a.from.push_back(b::Table("", d, "i"));
+  std::string aname = gen_.AddCte("a", a.Build());
+  b::Select f;
+  for (size_t j = 0; j < vis.size(); ++j) f.targets.push_back(b::Target(b::Col("d", names_[j]), names_[j]));
+  Node count = b::Op("+", b::Coalesce({b::Col("t", kCount), b::Int(0)}), b::Col("d", "__pgt_d"));
+  f.targets.push_back(b::Target(b::Cast(count, "bigint"), kCount));
+  if (nullable) f.targets.push_back(b::Target(b::Col("d", kRowId), kRowId));
+  f.targets.push_back(b::Target(OpColumn(b::Op("<=", count, b::Int(0))), kOp));
+  f.from.push_back(b::Join(pg_query::JOIN_LEFT, b::Table("", aname, "d"), Storage("t"),
+                           IdentityMatch(p, "t", "d")));
+  p.delta_final = f.Build();
+  return p;
+}
+
+// --- statements -----------------------------------------------------------------
+
+Node CreateTableAs(const StreamTableSpec& spec, Node query) {
+  Node n;
+  auto* c = n.mutable_create_table_as_stmt();
+  *c->mutable_query() = std::move(query);
+  *c->mutable_into()->mutable_rel() = b::RangeVarNode(spec.schema, spec.name).range_var();
+  c->mutable_into()->set_on_commit(pg_query::ONCOMMIT_NOOP);
+  c->mutable_into()->set_skip_data(true);
+  c->set_objtype(pg_query::OBJECT_TABLE);
+  return n;
+}
+
+Node CreateIndex(const StreamTableSpec& spec, const std::vector<std::string>& cols, bool unique) {
+  Node n;
+  auto* i = n.mutable_index_stmt();
+  *i->mutable_relation() = b::RangeVarNode(spec.schema, spec.name).range_var();
+  i->set_access_method("btree");
+  for (const auto& c : cols) {
+    auto* e = i->add_index_params()->mutable_index_elem();
+    e->set_name(c);
+    e->set_ordering(pg_query::SORTBY_DEFAULT);
+    e->set_nulls_ordering(pg_query::SORTBY_NULLS_DEFAULT);
+  }
+  i->set_unique(unique);
+  i->set_nulls_not_distinct(unique);
+  return n;
+}
+
+Node Truncate(const StreamTableSpec& spec) {
+  Node n;
+  auto* t = n.mutable_truncate_stmt();
+  *t->add_relations() = b::RangeVarNode(spec.schema, spec.name);
+  t->set_behavior(pg_query::DROP_RESTRICT);
+  return n;
+}
+
+Node InsertSelect(const StreamTableSpec& spec, const std::vector<StorageColumn>& cols, Node select) {
+  Node n;
+  auto* ins = n.mutable_insert_stmt();
+  *ins->mutable_relation() = b::RangeVarNode(spec.schema, spec.name).range_var();
+  for (const auto& c : cols) ins->add_cols()->mutable_res_target()->set_name(c.name);
+  *ins->mutable_select_stmt() = std::move(select);
+  ins->set_override(pg_query::OVERRIDING_NOT_SET);
+  return n;
+}
+
+Node Merge(const StreamTableSpec& spec, const StoragePlan& p, Node delta) {
+  Node n;
+  auto* m = n.mutable_merge_stmt();
+  Node target = b::Table(spec.schema, spec.name, "t");
+  *m->mutable_relation() = target.range_var();
+  *m->mutable_source_relation() = b::Subquery(std::move(delta), "d");
+  *m->mutable_join_condition() = IdentityMatch(p, "t", "d");
+  {
+    auto* w = m->add_merge_when_clauses()->mutable_merge_when_clause();
+    w->set_matched(true);
+    w->set_command_type(pg_query::CMD_DELETE);
+    w->set_override(pg_query::OVERRIDING_NOT_SET);
+    *w->mutable_condition() = b::Eq(b::Col("d", kOp), b::Str("D"));
+  }
+  std::set<int> identity(p.identity.begin(), p.identity.end());
+  b::NodeList tv, dv;
+  std::vector<std::string> update_cols;
+  for (size_t k = 0; k < p.columns.size(); ++k) {
+    if (identity.count(k) || static_cast<int>(k) == p.row_id) continue;
+    update_cols.push_back(p.columns[k].name);
+    tv.push_back(b::Col("t", p.columns[k].name));
+    dv.push_back(b::Col("d", p.columns[k].name));
+  }
+  if (p.updates && !update_cols.empty()) {
+    // No-op updates are suppressed: a downstream publication sees only real changes.
+    auto* w = m->add_merge_when_clauses()->mutable_merge_when_clause();
+    w->set_matched(true);
+    w->set_command_type(pg_query::CMD_UPDATE);
+    w->set_override(pg_query::OVERRIDING_NOT_SET);
+    *w->mutable_condition() = b::IsDistinct(b::Row(tv), b::Row(dv));
+    for (const auto& c : update_cols) *w->add_target_list() = b::Target(b::Col("d", c), c);
+  }
+  {
+    auto* w = m->add_merge_when_clauses()->mutable_merge_when_clause();
+    w->set_matched(false);
+    w->set_command_type(pg_query::CMD_INSERT);
+    w->set_override(pg_query::OVERRIDING_NOT_SET);
+    *w->mutable_condition() = b::Op("<>", b::Col("d", kOp), b::Str("D"));
+    for (const auto& c : p.columns) {
+      w->add_target_list()->mutable_res_target()->set_name(c.name);
+      *w->add_values() = b::Col("d", c.name);
+    }
+  }
+  return n;
+}
+
+Node DeltaTableDdl(const SourceRelation& s, const RelationFacts* facts) {
+  Node n;
+  auto* c = n.mutable_create_stmt();
+  std::string schema, name = s.delta_table;
+  auto dot = name.find('.');
+  if (dot != std::string::npos) {
+    schema = name.substr(0, dot);
+    name = name.substr(dot + 1);
+  }
+  *c->mutable_relation() = b::RangeVarNode(schema, name).range_var();
+  c->mutable_relation()->set_relpersistence("t");
+  auto add_col = [&](const std::string& col, const std::string& type, bool not_null) {
+    auto* d = c->add_table_elts()->mutable_column_def();
+    d->set_colname(col);
+    *d->mutable_type_name() = b::Cast(b::Null(), type).type_cast().type_name();
+    d->set_is_local(true);
+    if (not_null) d->add_constraints()->mutable_constraint()->set_contype(pg_query::CONSTR_NOTNULL);
+  };
+  add_col("__op", "\"char\"", true);
+  if (facts != nullptr) {
+    for (const auto& col : facts->columns) add_col(col.name, col.type, false);
+  }
+  c->set_oncommit(pg_query::ONCOMMIT_DROP);
+  return n;
+}
+
+// --- explanation ------------------------------------------------------------------
+
+ExplainNode ExplainOp(const Op& op, const std::vector<SourceRelation>& sources) {
+  ExplainNode e;
+  e.op = OpName(op);
+  e.detail = OpDetail(op, sources);
+  e.strategy = SqlGenerator::Strategy(op);
+  for (const auto& in : op.inputs) e.children.push_back(ExplainOp(*in, sources));
+  return e;
+}
+
+void ExplainText(const ExplainNode& e, int depth, std::string* out) {
+  absl::StrAppend(out, std::string(depth * 2, ' '), e.op);
+  if (!e.detail.empty()) absl::StrAppend(out, " ", e.detail);
+  if (!e.strategy.empty()) absl::StrAppend(out, "  [", e.strategy, "]");
+  absl::StrAppend(out, "\n");
+  for (const auto& c : e.children) ExplainText(c, depth + 1, out);
+}
+
+const RelationFacts* FindFacts(const CatalogFacts& facts, const std::string& schema,
+                               const std::string& name) {
+  for (const auto& r : facts.relations) {
+    if (r.schema == schema && r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+std::string DefaultDeltaTable(const SourceRelation& s) {
+  return absl::StrCat("__trickle_delta_", s.oid);
+}
+
+void FillDeltaTables(const CatalogFacts& facts, const PlanOptions& options,
+                     std::vector<SourceRelation>* sources) {
+  for (auto& s : *sources) {
+    auto it = options.delta_tables.find(absl::StrCat(s.schema, ".", s.name));
+    s.delta_table = it != options.delta_tables.end() ? it->second : DefaultDeltaTable(s);
+    auto ddl = DeparseStatement(DeltaTableDdl(s, FindFacts(facts, s.schema, s.name)));
+    s.delta_table_ddl = ddl.ok() ? *ddl : "";
+  }
+}
+
+// 1-based character position for a byte offset into UTF-8 text.
+int CharPosition(const std::string& text, int byte_offset) {
+  if (byte_offset < 0) return 0;
+  int chars = 0;
+  for (int i = 0; i < byte_offset && i < static_cast<int>(text.size()); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) ++chars;
+  }
+  return chars + 1;
+}
+
+absl::StatusOr<DeltaPlan> FullOnlyPlan(const StreamTableSpec& spec, const CatalogFacts& facts,
+                                       const PlanOptions& options, const Node& stmt,
+                                       const std::string& construct, int position) {
+  DeltaPlan plan;
+  plan.maintained_mode = RefreshMode::kFull;
+  plan.unsupported_construct = construct;
+  plan.unsupported_position = position;
+  plan.full_refresh_reason =
+      position > 0 ? absl::StrCat(construct, " at position ", position) : construct;
+  TRICKLE_ASSIGN_OR_RETURN(QueryReferences refs, ListQueryReferences(spec.query));
+  for (const auto& r : refs.relations) {
+    const RelationFacts* rel = nullptr;
+    if (!r.schema.empty()) {
+      rel = FindFacts(facts, r.schema, r.name);
+    } else {
+      for (const auto& sp : facts.search_path) {
+        if ((rel = FindFacts(facts, sp, r.name)) != nullptr) break;
+      }
+    }
+    if (rel == nullptr) continue;
+    bool seen = false;
+    for (const auto& s : plan.sources) seen |= s.schema == rel->schema && s.name == rel->name;
+    if (seen) continue;
+    SourceRelation s;
+    s.schema = rel->schema;
+    s.name = rel->name;
+    s.oid = rel->oid;
+    for (const auto& c : rel->columns) s.columns.push_back(c.name);
+    s.key = rel->key;
+    plan.sources.push_back(std::move(s));
+  }
+  FillDeltaTables(facts, options, &plan.sources);
+  // The query itself, unchanged: deparsed (and verified) when possible, else
+  // its own text, which parsed as exactly one SELECT.
+  auto ctas = DeparseStatement(CreateTableAs(spec, stmt));
+  auto ins = DeparseStatement(InsertSelect(spec, {}, stmt));
+  TRICKLE_ASSIGN_OR_RETURN(std::string trunc, DeparseStatement(Truncate(spec)));
+  if (ctas.ok() && ins.ok()) {
+    plan.storage_ddl.push_back(*ctas);
+    plan.full_refresh_sql = {trunc, *ins};
+  } else {
+    std::string query = spec.query;
+    while (!query.empty() && (query.back() == ';' || absl::ascii_isspace(query.back()))) {
+      query.pop_back();
+    }
+    // The table name comes from the deparser (quoted); only the user's own,
+    // already validated query text is appended.
+    std::string qualified = trunc.substr(std::string("TRUNCATE ").size());
+    plan.storage_ddl.push_back(absl::StrCat("CREATE TABLE ", qualified, " AS\n", query, "\nWITH NO DATA"));
+    plan.full_refresh_sql = {trunc, absl::StrCat("INSERT INTO ", qualified, "\n", query, "\n")};
+  }
+  if (!facts.output_column_names.empty()) {
+    for (const auto& n : facts.output_column_names) plan.columns.push_back({n, false});
+  } else {
+    for (const auto& t : stmt.select_stmt().target_list()) {
+      const auto& rt = t.res_target();
+      plan.columns.push_back({rt.name().empty() ? FigureColname(rt.val()) : rt.name(), false});
+    }
+  }
+  plan.explain_tree.op = "FullRefresh";
+  plan.explain_tree.detail = plan.full_refresh_reason;
+  plan.explain_tree.strategy = "full refresh only";
+  plan.explanation = absl::StrCat("full refresh only: ", plan.full_refresh_reason, "\n");
+  return plan;
+}
+
+}  // namespace
+
+absl::StatusOr<QueryReferences> ListQueryReferences(const std::string& query) {
+  TRICKLE_ASSIGN_OR_RETURN(pg_query::ParseResult tree, ParseSql(query));
+  QueryReferences refs;
+  std::set<std::string> ctes;
+  std::set<std::string> functions;
+  auto collect_ctes = [&](Node* n) -> absl::StatusOr<bool> {
+    if (n->has_common_table_expr()) ctes.insert(n->common_table_expr().ctename());
+    return true;
+  };
+  TRICKLE_RETURN_IF_ERROR(WalkNodes(&tree, collect_ctes));
+  auto collect = [&](Node* n) -> absl::StatusOr<bool> {
+    if (n->has_range_var()) {
+      const auto& rv = n->range_var();
+      if (!(rv.schemaname().empty() && ctes.count(rv.relname()))) {
+        bool seen = false;
+        for (const auto& r : refs.relations) seen |= r.schema == rv.schemaname() && r.name == rv.relname();
+        if (!seen) refs.relations.push_back({rv.schemaname(), rv.relname()});
+      }
+    }
+    if (n->has_func_call()) functions.insert(FunctionName(n->func_call()));
+    return true;
+  };
+  TRICKLE_RETURN_IF_ERROR(WalkNodes(&tree, collect));
+  refs.functions.assign(functions.begin(), functions.end());
+  return refs;
+}
+
+absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const CatalogFacts& facts,
+                                         const PlanOptions& options) {
+  if (spec.name.empty()) return absl::InvalidArgumentError("stream table name is empty");
+  const std::string st_name =
+      spec.schema.empty() ? spec.name : absl::StrCat(spec.schema, ".", spec.name);
+  auto parsed = ParseSql(spec.query);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("defining query of stream table ", st_name,
+                                                   ": ", parsed.status().message()));
+  }
+  if (parsed->stmts_size() != 1 || !parsed->stmts(0).stmt().has_select_stmt()) {
+    return absl::InvalidArgumentError(absl::StrCat("defining query of stream table ", st_name,
+                                                   " must be exactly one SELECT statement"));
+  }
+  const Node& stmt = parsed->stmts(0).stmt();
+
+  UnsupportedConstruct unsupported;
+  auto lowered = LowerQuery(stmt, facts, &unsupported);
+  auto not_differential = [&](const std::string& construct,
+                              int position) -> absl::StatusOr<DeltaPlan> {
+    if (spec.mode == RefreshMode::kDifferential) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "stream table ", st_name, " cannot be maintained differentially: ", construct,
+          position > 0 ? absl::StrCat(" at position ", position) : "",
+          " is not supported by the delta engine; use refresh mode FULL or AUTO"));
+    }
+    return FullOnlyPlan(spec, facts, options, stmt, construct, position);
+  };
+  if (!lowered.ok()) {
+    if (absl::IsUnimplemented(lowered.status())) {
+      return not_differential(unsupported.construct,
+                              CharPosition(spec.query, unsupported.location));
+    }
+    return absl::InvalidArgumentError(absl::StrCat("defining query of stream table ", st_name,
+                                                   ": ", lowered.status().message()));
+  }
+  LoweredQuery& q = *lowered;
+
+  std::vector<std::string> names = q.output_names;
+  if (!facts.output_column_names.empty()) {
+    if (facts.output_column_names.size() != names.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "catalog facts give ", facts.output_column_names.size(),
+          " output column names but the query of ", st_name, " has ", names.size(), " columns"));
+    }
+    names = facts.output_column_names;
+  }
+  std::set<std::string> seen;
+  for (const auto& n : names) {
+    if (!seen.insert(n).second) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "column \"", n, "\" appears more than once in the output of ", st_name,
+          "; give the select-list entries distinct aliases"));
+    }
+    if (n.rfind("__pgt_", 0) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "output column \"", n, "\" of ", st_name,
+          " uses the prefix __pgt_, which the engine reserves for its own columns"));
+    }
+  }
+  FillDeltaTables(facts, options, &q.sources);
+
+  PlanBuilder builder(spec, q, names);
+  TRICKLE_ASSIGN_OR_RETURN(StoragePlan sp, builder.Build());
+
+  DeltaPlan plan;
+  plan.maintained_mode = RefreshMode::kDifferential;
+  plan.sources = q.sources;
+  plan.columns = sp.columns;
+  for (int k : sp.identity) plan.identity_columns.push_back(sp.columns[k].name);
+
+  // Every statement goes through the deparser's round-trip check; a failure
+  // means the plan cannot be printed faithfully.
+  auto deparse_all = [&]() -> absl::Status {
+    TRICKLE_ASSIGN_OR_RETURN(std::string ctas, DeparseStatement(CreateTableAs(spec, sp.full_select)));
+    plan.storage_ddl.push_back(ctas);
+    if (!sp.identity.empty()) {
+      TRICKLE_ASSIGN_OR_RETURN(std::string idx,
+                               DeparseStatement(CreateIndex(spec, plan.identity_columns, true)));
+      plan.storage_ddl.push_back(idx);
+    }
+    if (sp.row_id >= 0) {
+      TRICKLE_ASSIGN_OR_RETURN(std::string idx, DeparseStatement(CreateIndex(spec, {kRowId}, false)));
+      plan.storage_ddl.push_back(idx);
+    }
+    TRICKLE_ASSIGN_OR_RETURN(std::string trunc, DeparseStatement(Truncate(spec)));
+    TRICKLE_ASSIGN_OR_RETURN(std::string ins,
+                             DeparseStatement(InsertSelect(spec, sp.columns, sp.full_select)));
+    plan.full_refresh_sql = {trunc, ins};
+    Node delta = b::WithCtes(builder.gen().ctes(), sp.delta_final);
+    TRICKLE_ASSIGN_OR_RETURN(plan.delta_sql, DeparseStatement(delta));
+    TRICKLE_ASSIGN_OR_RETURN(plan.merge_sql, DeparseStatement(Merge(spec, sp, delta)));
+    return absl::OkStatus();
+  };
+  absl::Status st = deparse_all();
+  if (!st.ok()) {
+    return not_differential(absl::StrCat("an expression libpg_query cannot deparse faithfully (",
+                                         st.message(), ")"),
+                            0);
+  }
+  plan.explain_tree = ExplainOp(*q.root, q.sources);
+  ExplainText(plan.explain_tree, 0, &plan.explanation);
+  absl::StrAppend(&plan.explanation, "apply: ", sp.mode, "; identity (",
+                  absl::StrJoin(plan.identity_columns, ", "), ")",
+                  sp.row_id >= 0 ? " matched through __pgt_row_id (a hash) and then exactly" : "",
+                  "\n");
+  return plan;
+}
+
+}  // namespace trickle::delta
