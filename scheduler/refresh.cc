@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -82,7 +83,13 @@ absl::StatusOr<std::vector<int>> Refresher::ColumnMap(const delta::SourceRelatio
     }
     map.push_back(found);
   }
-  if (schema.columns_size() != static_cast<int>(source.columns.size())) {
+  // Hidden columns of an upstream stream table are not part of what its
+  // readers see; any other column added or dropped means a rebuild.
+  int logged = 0;
+  for (const auto& c : schema.columns()) {
+    if (!absl::StartsWith(c.name(), kHiddenColumnPrefix)) ++logged;
+  }
+  if (logged != static_cast<int>(source.columns.size())) {
     return SchemaChangedError(absl::StrCat("source table \"", source.schema, ".", source.name,
                                            "\" changed its columns (ALTER TABLE seen in the stream)"));
   }

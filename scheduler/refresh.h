@@ -30,6 +30,10 @@
 
 namespace trickle::scheduler {
 
+// Columns the delta engine keeps for itself in a stream table (row identity,
+// aggregate state); readers of a stream table do not see them.
+inline constexpr char kHiddenColumnPrefix[] = "__pgt_";
+
 // Emits a fence whose commit follows the caller's snapshot and waits until
 // the change log holds it; returns its commit LSN (F).
 using FenceFn = std::function<absl::StatusOr<Lsn>()>;

@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -45,7 +46,7 @@ absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
     if (!plan.ok()) {
       // The query no longer plans (a source was dropped or altered while the
       // service was down): ERROR with the reason; the others keep running.
-      spdlog::error("stream table {}: {}", row.QualifiedName(), plan.status().message());
+      spdlog::error("stream table {}: {}", row.QualifiedName(), std::string(plan.status().message()));
       row.status = Status::kError;
       row.last_error = std::string(plan.status().message());
       TRICKLE_RETURN_IF_ERROR(catalog::SetStatus(*m->conn_, row.id, Status::kError, row.last_error));
@@ -61,6 +62,23 @@ absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
 
 absl::StatusOr<delta::DeltaPlan> StreamTableManager::Plan(PgConnection& conn, const StreamTableRow& row) {
   TRICKLE_ASSIGN_OR_RETURN(delta::CatalogFacts facts, delta::GatherCatalogFacts(conn, row.query));
+  // An upstream stream table is read by its visible columns: its hidden ones
+  // (row identity, aggregate state) are the engine's business, and a key
+  // made of them is no key its readers can use.
+  for (delta::RelationFacts& rel : facts.relations) {
+    bool is_stream_table = false;
+    for (const auto& [id, e] : entries_) {
+      is_stream_table = is_stream_table || (e.table.row.schema == rel.schema && e.table.row.name == rel.name);
+    }
+    if (!is_stream_table) continue;
+    std::erase_if(rel.columns, [](const delta::ColumnFacts& c) {
+      return absl::StartsWith(c.name, kHiddenColumnPrefix);
+    });
+    if (std::any_of(rel.key.begin(), rel.key.end(),
+                    [](const std::string& k) { return absl::StartsWith(k, kHiddenColumnPrefix); })) {
+      rel.key.clear();
+    }
+  }
   delta::StreamTableSpec spec;
   spec.schema = row.schema;
   spec.name = row.name;
@@ -355,7 +373,8 @@ absl::StatusOr<RefreshResult> StreamTableManager::RefreshLocked(Entry* entry, Re
     return result;
   }
   if (IsSchemaChange(result.status())) {
-    spdlog::info("stream table {}: {}; rebuilding", row.QualifiedName(), result.status().message());
+    spdlog::info("stream table {}: {}; rebuilding", row.QualifiedName(),
+                 std::string(result.status().message()));
     TRICKLE_RETURN_IF_ERROR(ReinitLocked(entry));
     return RefreshResult{};
   }

@@ -83,7 +83,8 @@ class StreamTableManager {
   };
   StreamTableManager(ManagerOptions options, storage::ChangeLog* log, FenceFn fence);
 
-  absl::StatusOr<delta::DeltaPlan> Plan(PgConnection& conn, const StreamTableRow& row);
+  absl::StatusOr<delta::DeltaPlan> Plan(PgConnection& conn, const StreamTableRow& row)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::pair<std::string, std::string>> SplitName(const std::string& name);
   absl::StatusOr<Entry*> FindLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status EnsureSourcesPublished(const delta::DeltaPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

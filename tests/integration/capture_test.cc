@@ -184,6 +184,34 @@ TEST(CaptureTest, RestartResumesWithoutLossOrDuplicates) {
   EXPECT_EQ(ids, expected);
 }
 
+TEST(CaptureTest, LostConnectionReconnectsWithoutLossOrDuplicates) {
+  CaptureRunner runner("lost");
+  PgConnection& sql = runner.sql();
+  ASSERT_TRUE(sql.Exec("CREATE TABLE cap_lost (id int PRIMARY KEY)").ok());
+  runner.Publish({"cap_lost"});
+  runner.Start();
+  for (int round = 0; round < 3; ++round) {
+    ASSERT_TRUE(sql.Exec(absl::StrCat("INSERT INTO cap_lost SELECT g FROM generate_series(", round * 100 + 1,
+                                      ", ", round * 100 + 100, ") g")).ok());
+    runner.Sync();
+    // Kill the walsender serving the slot: the stream must reconnect by itself.
+    auto killed = sql.ExecParams(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = $1",
+        {runner.slot()});
+    ASSERT_TRUE(killed.ok()) << killed.status();
+    ASSERT_EQ(killed->rows(), 1);
+  }
+  ASSERT_TRUE(sql.Exec("INSERT INTO cap_lost SELECT g FROM generate_series(301, 400) g").ok());
+  runner.Sync();
+  std::vector<int> ids;
+  for (const LoggedRow& row : runner.Rows("cap_lost")) {
+    ids.push_back(std::stoi(*Values(row.change.new_values())[0]));
+  }
+  std::vector<int> expected(400);
+  for (int i = 0; i < 400; ++i) expected[i] = i + 1;
+  EXPECT_EQ(ids, expected);
+}
+
 TEST(CaptureTest, FlushPositionNeverPassesDurableLog) {
   CaptureRunner runner("flush");
   PgConnection& sql = runner.sql();
