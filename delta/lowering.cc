@@ -424,7 +424,17 @@ std::unique_ptr<Op> Lowerer::MakeJoin(JoinKind kind, std::unique_ptr<Op> left,
       if (kind == JoinKind::kLeft || kind == JoinKind::kFull) c.not_null = false;
       op->columns.push_back(c);
     }
-    if (left->key.has_value() && right->key.has_value()) {
+    // (left key, right key) identifies a joined row. Under FULL JOIN a row
+    // kept from either side has NULLs for the other side's key, so the pair
+    // is unique only when neither key can itself be NULL; LEFT and RIGHT are
+    // safe (the preserved row decides whether its partner is NULL).
+    bool keys_ok = left->key.has_value() && right->key.has_value();
+    if (keys_ok && kind == JoinKind::kFull) {
+      for (int k : *left->key) keys_ok &= left->columns[k].not_null;
+      for (int k : *right->key) keys_ok &= right->columns[k].not_null;
+      keys_ok &= !left->key->empty() && !right->key->empty();
+    }
+    if (keys_ok) {
       std::vector<int> key = *left->key;
       for (int k : *right->key) key.push_back(nl + k);
       op->key = key;

@@ -8,6 +8,7 @@
 //   TRICKLE_ORACLE_BATCHES  change batches per query (default 25)
 //   TRICKLE_ORACLE_VERBOSE  log every statement
 #include <cstdlib>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,113 @@ const std::vector<OracleCase>& Cases() {
       {"aggregate_filter",
        "SELECT cust_id, count(*) FILTER (WHERE status = 'paid') AS paid, sum(amount) FILTER (WHERE qty > 2) AS big "
        "FROM orders GROUP BY cust_id"},
+      // --- outer joins ---------------------------------------------------------
+      {"left_join", "SELECT o.id, o.amount, c.name, c.region FROM orders o LEFT JOIN customers c ON c.id = o.cust_id"},
+      {"right_join", "SELECT o.id AS oid, c.id AS cid, c.name FROM orders o RIGHT JOIN customers c ON c.id = o.cust_id"},
+      {"full_join", "SELECT o.id AS oid, c.id AS cid, o.amount, c.tier FROM orders o FULL JOIN customers c ON c.id = o.cust_id"},
+      {"left_join_extra_condition",
+       "SELECT c.id, c.name, o.id AS oid FROM customers c LEFT JOIN orders o ON o.cust_id = c.id AND o.status = 'paid'"},
+      {"left_join_keyless", "SELECT l.sku, l.n, p.category FROM lines l LEFT JOIN products p ON p.sku = l.sku"},
+      {"left_join_aggregate",
+       "SELECT c.id, c.name, count(o.id) AS orders, sum(o.amount) AS total FROM customers c "
+       "LEFT JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name"},
+      {"left_join_chain",
+       "SELECT o.id, c.name, p.category FROM orders o LEFT JOIN customers c ON c.id = o.cust_id "
+       "LEFT JOIN lines l ON l.order_id = o.id LEFT JOIN products p ON p.sku = l.sku"},
+      {"left_join_non_equi", "SELECT e.k, e.v, a.k AS ak FROM events e LEFT JOIN audit a ON e.k < a.k AND a.v = 'x'"},
+      // --- MIN/MAX and other aggregates ----------------------------------------------
+      {"min_max", "SELECT status, min(amount) AS lo, max(amount) AS hi, count(*) AS n FROM orders GROUP BY status"},
+      {"min_max_text_nullable_group", "SELECT region, min(name) AS first, max(tier) AS top FROM customers GROUP BY region"},
+      {"count_distinct", "SELECT status, count(DISTINCT cust_id) AS customers FROM orders GROUP BY status"},
+      {"bool_and_or",
+       "SELECT cust_id, bool_and(amount > 0) AS all_pos, bool_or(status = 'void') AS any_void FROM orders GROUP BY cust_id"},
+      {"having", "SELECT cust_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY cust_id HAVING count(*) > 2"},
+      {"having_scalar", "SELECT count(*) AS n FROM orders HAVING sum(amount) > 100"},
+      {"numeric_sum_avg", "SELECT sku, sum(price) AS total, avg(price) AS mean, sum(price * n) AS value FROM lines GROUP BY sku"},
+      {"string_agg_ordered",
+       "SELECT region, string_agg(name, ',' ORDER BY name) AS names, array_agg(id ORDER BY id) AS ids "
+       "FROM customers GROUP BY region"},
+      {"min_max_scalar", "SELECT min(amount) AS lo, max(amount) AS hi FROM orders WHERE status <> 'void'"},
+      {"aggregate_expression_over_aggregates",
+       "SELECT status, sum(amount) / NULLIF(count(*), 0) AS per, count(*) * 2 + 1 AS odd, max(qty) - min(qty) AS spread "
+       "FROM orders GROUP BY status"},
+      // --- DISTINCT ---------------------------------------------------------------------
+      {"distinct", "SELECT DISTINCT status, qty FROM orders"},
+      {"distinct_nullable", "SELECT DISTINCT k, v FROM events"},
+      {"distinct_join", "SELECT DISTINCT c.region, o.status FROM orders o JOIN customers c ON c.id = o.cust_id"},
+      // --- set operations ---------------------------------------------------------------
+      {"union_all", "SELECT k, v FROM events UNION ALL SELECT k, v FROM audit"},
+      {"union_all_keyed", "SELECT id, name AS label FROM customers UNION ALL SELECT id, status FROM orders"},
+      {"union", "SELECT k, v FROM events UNION SELECT k, v FROM audit"},
+      {"intersect", "SELECT k, v FROM events INTERSECT SELECT k, v FROM audit"},
+      {"intersect_all", "SELECT k, v FROM events INTERSECT ALL SELECT k, v FROM audit"},
+      {"except", "SELECT k, v FROM events EXCEPT SELECT k, v FROM audit"},
+      {"except_all", "SELECT k, v FROM events EXCEPT ALL SELECT k, v FROM audit"},
+      {"union_of_aggregates",
+       "SELECT 'o' AS src, status AS label, count(*) AS n FROM orders GROUP BY status "
+       "UNION ALL SELECT 'c', region, count(*) FROM customers GROUP BY region"},
+      // --- subqueries and CTEs -----------------------------------------------------------
+      {"subquery_in_from",
+       "SELECT s.cust_id, s.total, c.name FROM (SELECT cust_id, sum(amount) AS total FROM orders GROUP BY cust_id) s "
+       "JOIN customers c ON c.id = s.cust_id"},
+      {"cte", "WITH paid AS (SELECT * FROM orders WHERE status = 'paid') SELECT cust_id, count(*) AS n FROM paid GROUP BY cust_id"},
+      {"cte_twice",
+       "WITH t AS (SELECT cust_id, amount FROM orders WHERE amount > 0) "
+       "SELECT a.cust_id, a.amount AS x, b.amount AS y FROM t a JOIN t b ON a.cust_id = b.cust_id AND a.amount < b.amount"},
+      {"nested_aggregate",
+       "SELECT n, count(*) AS customers FROM (SELECT cust_id, count(*) AS n FROM orders GROUP BY cust_id) s GROUP BY n"},
+      {"exists", "SELECT c.id, c.name FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.amount > 50)"},
+      {"not_exists", "SELECT c.id, c.name FROM customers c WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id)"},
+      {"in_subquery", "SELECT id, amount FROM orders WHERE cust_id IN (SELECT id FROM customers WHERE region = 'north')"},
+      {"not_in_subquery", "SELECT id, amount FROM orders WHERE cust_id NOT IN (SELECT id FROM customers WHERE tier = 1)"},
+      {"not_in_nullable", "SELECT k, v FROM events WHERE k NOT IN (SELECT k FROM audit WHERE v = 'x')"},
+      {"scalar_subquery_select", "SELECT id, amount, (SELECT max(amount) FROM orders) AS top FROM orders WHERE status = 'paid'"},
+      {"scalar_subquery_where", "SELECT id, amount FROM orders WHERE amount > (SELECT avg(amount) FROM orders)"},
+      {"exists_uncorrelated", "SELECT k, v FROM events WHERE EXISTS (SELECT 1 FROM audit WHERE v = 'z')"},
+      // --- hostile identifiers ----------------------------------------------------------------
+      {"hostile_names",
+       "SELECT \"select\", \"a\"\"b\" AS \"From\", \"Group\" FROM \"Odd Schema\".\"we\"\"ird\" WHERE \"Group\" IS NOT NULL"},
+      {"hostile_aggregate",
+       "SELECT \"Group\", count(*) AS \"Count\", sum(\"select\") AS \"a\"\"b\" FROM \"Odd Schema\".\"we\"\"ird\" GROUP BY \"Group\""},
+      // --- combinations (TPC-H-like) ----------------------------------------------------
+      {"tpch_revenue_by_region_category",
+       "SELECT c.region, p.category, count(*) AS lines, sum(l.n) AS units, sum(l.price * l.n) AS revenue "
+       "FROM orders o JOIN customers c ON c.id = o.cust_id JOIN lines l ON l.order_id = o.id "
+       "JOIN products p ON p.sku = l.sku WHERE o.status <> 'void' GROUP BY c.region, p.category"},
+      {"tpch_top_customers_having",
+       "SELECT c.id, c.name, sum(o.amount) AS spent, count(DISTINCT o.status) AS statuses FROM customers c "
+       "JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name HAVING sum(o.amount) > 50"},
+      {"tpch_exists_aggregate",
+       "SELECT status, count(*) AS n, sum(qty) AS q FROM orders o "
+       "WHERE EXISTS (SELECT 1 FROM lines l WHERE l.order_id = o.id AND l.price > 2) GROUP BY status"},
+      {"tpch_not_exists_join",
+       "SELECT c.region, count(*) AS idle FROM customers c WHERE NOT EXISTS "
+       "(SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.status = 'paid') GROUP BY c.region"},
+      {"left_join_distinct", "SELECT DISTINCT c.region, o.status FROM customers c LEFT JOIN orders o ON o.cust_id = c.id"},
+      {"cte_aggregate_join_back",
+       "WITH totals AS (SELECT cust_id, sum(amount) AS total, count(*) AS n FROM orders GROUP BY cust_id) "
+       "SELECT o.id, o.amount, t.total, t.n FROM orders o JOIN totals t ON t.cust_id = o.cust_id"},
+      {"not_in_aggregate_subquery",
+       "SELECT id, name FROM customers WHERE id NOT IN (SELECT cust_id FROM orders GROUP BY cust_id HAVING count(*) > 3)"},
+      {"union_of_joins",
+       "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id WHERE o.amount > 50 "
+       "UNION SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id WHERE c.tier = 1"},
+      {"in_with_aggregate_outer",
+       "SELECT cust_id, max(amount) AS top, min(amount) AS bottom FROM orders "
+       "WHERE cust_id IN (SELECT id FROM customers WHERE tier IS NOT NULL) GROUP BY cust_id"},
+      {"full_join_aggregates",
+       "SELECT coalesce(a.k, b.k) AS k, a.n AS events, b.n AS audits FROM "
+       "(SELECT k, count(*) AS n FROM events GROUP BY k) a FULL JOIN (SELECT k, count(*) AS n FROM audit GROUP BY k) b "
+       "ON a.k = b.k"},
+      {"scalar_subquery_ratio",
+       "SELECT status, count(*) AS n, (SELECT count(*) FROM orders) AS all_orders FROM orders GROUP BY status"},
+      {"values_join", "SELECT o.id, v.label FROM orders o JOIN (VALUES ('paid', 'P'), ('new', 'N')) v(status, label) "
+                      "ON v.status = o.status"},
+      {"join_on_expression", "SELECT o.id, p.sku FROM orders o JOIN products p ON p.cost = o.qty * 2 AND p.category IS NOT NULL"},
+      // --- full refresh only ----------------------------------------------------------------
+      {"window_full_only", "SELECT id, row_number() OVER (ORDER BY id) AS rn FROM orders", false},
+      {"limit_full_only", "SELECT id FROM orders ORDER BY amount DESC LIMIT 5", false},
+      {"volatile_full_only", "SELECT id, amount FROM orders WHERE now() > '2000-01-01'", false},
   };
   return *cases;
 }
@@ -73,6 +181,12 @@ int Batches() {
 }
 
 class OracleTest : public ::testing::TestWithParam<OracleCase> {};
+
+}  // namespace
+
+void PrintTo(const OracleCase& c, std::ostream* os) { *os << c.name; }
+
+namespace {
 
 TEST_P(OracleTest, StreamTableEqualsQueryAfterEveryBatch) {
   const OracleCase& c = GetParam();
