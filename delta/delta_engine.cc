@@ -1,5 +1,6 @@
 #include "delta/delta_engine.h"
 
+#include <map>
 #include <set>
 #include <string>
 #include <utility>
@@ -37,6 +38,12 @@ struct StoragePlan {
   Node full_select;           // produces every storage column, in order
   Node delta_final;           // produces every storage column and __pgt_op; CTEs in the generator
   bool updates = true;        // the MERGE has an UPDATE branch
+  // Leave room in each page for updated rows, so a refresh's updates of an
+  // aggregate row stay on its page (HOT: no index writes). 0 = default.
+  int fillfactor = 0;
+  // Operators whose delta the apply step computes itself (by op id), with
+  // how: shown in the explanation instead of the generic strategy.
+  std::map<int, std::string> strategy_overrides;
 };
 
 std::vector<int> Visible(const Op& op) {
@@ -286,6 +293,9 @@ StoragePlan PlanBuilder::Multiset(const Op& top) {
 StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   StoragePlan p;
   p.mode = "algebraic aggregate: hidden count/sum state per group, new = old + delta";
+  p.fillfactor = 90;
+  p.strategy_overrides[agg.id] =
+      "algebraic: per group, hidden count/sum state += the input delta's sums (no rescan)";
   const int g = agg.group_exprs.size();
   auto vis = Visible(project);
   for (size_t j = 0; j < vis.size(); ++j) p.columns.push_back({names_[j], false});
@@ -494,6 +504,8 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
 StoragePlan PlanBuilder::DistinctCount(const Op& distinct) {
   StoragePlan p;
   p.mode = "distinct: hidden count of input rows per output row, present while positive";
+  p.fillfactor = 90;
+  p.strategy_overrides[distinct.id] = "counting: hidden count per row += the input delta's sum";
   const Op& in = *distinct.inputs[0];
   auto vis = Visible(in);
   bool nullable = false;
@@ -544,11 +556,17 @@ StoragePlan PlanBuilder::DistinctCount(const Op& distinct) {
 
 // --- statements -----------------------------------------------------------------
 
-Node CreateTableAs(const StreamTableSpec& spec, Node query) {
+Node CreateTableAs(const StreamTableSpec& spec, Node query, int fillfactor = 0) {
   Node n;
   auto* c = n.mutable_create_table_as_stmt();
   *c->mutable_query() = std::move(query);
   *c->mutable_into()->mutable_rel() = b::RangeVarNode(spec.schema, spec.name).range_var();
+  if (fillfactor > 0) {
+    auto* d = c->mutable_into()->add_options()->mutable_def_elem();
+    d->set_defname("fillfactor");
+    d->mutable_arg()->mutable_integer()->set_ival(fillfactor);
+    d->set_defaction(pg_query::DEFELEM_UNSPEC);
+  }
   c->mutable_into()->set_on_commit(pg_query::ONCOMMIT_NOOP);
   c->mutable_into()->set_skip_data(true);
   c->set_objtype(pg_query::OBJECT_TABLE);
@@ -663,12 +681,14 @@ Node DeltaTableDdl(const SourceRelation& s, const RelationFacts* facts) {
 
 // --- explanation ------------------------------------------------------------------
 
-ExplainNode ExplainOp(const Op& op, const std::vector<SourceRelation>& sources) {
+ExplainNode ExplainOp(const Op& op, const std::vector<SourceRelation>& sources,
+                      const std::map<int, std::string>& overrides) {
   ExplainNode e;
   e.op = OpName(op);
   e.detail = OpDetail(op, sources);
-  e.strategy = SqlGenerator::Strategy(op);
-  for (const auto& in : op.inputs) e.children.push_back(ExplainOp(*in, sources));
+  auto it = overrides.find(op.id);
+  e.strategy = it != overrides.end() ? it->second : SqlGenerator::Strategy(op);
+  for (const auto& in : op.inputs) e.children.push_back(ExplainOp(*in, sources, overrides));
   return e;
 }
 
@@ -881,7 +901,7 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
   // Every statement goes through the deparser's round-trip check; a failure
   // means the plan cannot be printed faithfully.
   auto deparse_all = [&]() -> absl::Status {
-    TRICKLE_ASSIGN_OR_RETURN(std::string ctas, DeparseStatement(CreateTableAs(spec, sp.full_select)));
+    TRICKLE_ASSIGN_OR_RETURN(std::string ctas, DeparseStatement(CreateTableAs(spec, sp.full_select, sp.fillfactor)));
     plan.storage_ddl.push_back(ctas);
     if (!sp.identity.empty()) {
       TRICKLE_ASSIGN_OR_RETURN(std::string idx,
@@ -896,7 +916,7 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
     TRICKLE_ASSIGN_OR_RETURN(std::string ins,
                              DeparseStatement(InsertSelect(spec, sp.columns, sp.full_select)));
     plan.full_refresh_sql = {trunc, ins};
-    Node delta = b::WithCtes(builder.gen().ctes(), sp.delta_final);
+    Node delta = b::WithCtes(builder.gen().ctes(), sp.delta_final, builder.gen().inlined_ctes());
     TRICKLE_ASSIGN_OR_RETURN(plan.delta_sql, DeparseStatement(delta));
     TRICKLE_ASSIGN_OR_RETURN(plan.merge_sql, DeparseStatement(Merge(spec, sp, delta)));
     return absl::OkStatus();
@@ -907,7 +927,7 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
                                          st.message(), ")"),
                             0);
   }
-  plan.explain_tree = ExplainOp(*q.root, q.sources);
+  plan.explain_tree = ExplainOp(*q.root, q.sources, sp.strategy_overrides);
   ExplainText(plan.explain_tree, 0, &plan.explanation);
   absl::StrAppend(&plan.explanation, "apply: ", sp.mode, "; identity (",
                   absl::StrJoin(plan.identity_columns, ", "), ")",

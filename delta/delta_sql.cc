@@ -1,5 +1,6 @@
 #include "delta/delta_sql.h"
 
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <utility>
@@ -101,8 +102,9 @@ Node Substitute(const Node& expr, const std::string& alias, const std::vector<No
   return out;
 }
 
-std::string SqlGenerator::AddCte(const std::string& prefix, Node select) {
+std::string SqlGenerator::AddCte(const std::string& prefix, Node select, bool inlined) {
   std::string name = absl::StrCat("__pgt_", prefix, next_cte_++);
+  if (inlined) inlined_.insert(name);
   ctes_.emplace_back(name, std::move(select));
   return name;
 }
@@ -424,7 +426,7 @@ std::string SqlGenerator::Delta(const Op& op) {
       Node sign = b::Case({{b::Eq(b::Col("d", "__op"), b::Str("I")), b::Int(1)}}, &minus_one);
       s.targets.push_back(b::Target(b::Cast(sign, "bigint"), kDm));
       s.from.push_back(DeltaTable(op.source, "d"));
-      name = AddCte("d", s.Build());
+      name = AddCte("d", s.Build(), /*inlined=*/true);
       break;
     }
     case OpKind::kValues: {
@@ -441,7 +443,7 @@ std::string SqlGenerator::Delta(const Op& op) {
       s.targets.push_back(b::Target(b::Col("i", kDm), kDm));
       s.from.push_back(FromCte(in, "i"));
       s.where.push_back(op.predicate);
-      name = AddCte("d", s.Build());
+      name = AddCte("d", s.Build(), inlined_.count(in) > 0);
       break;
     }
     case OpKind::kProject: {
@@ -449,7 +451,7 @@ std::string SqlGenerator::Delta(const Op& op) {
       for (size_t k = 0; k < op.exprs.size(); ++k) s.targets.push_back(b::Target(op.exprs[k], ColName(k)));
       s.targets.push_back(b::Target(b::Col("i", kDm), kDm));
       s.from.push_back(FromCte(in, "i"));
-      name = AddCte("d", s.Build());
+      name = AddCte("d", s.Build(), inlined_.count(in) > 0);
       break;
     }
     case OpKind::kJoin:

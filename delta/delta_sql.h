@@ -22,6 +22,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,8 +55,12 @@ class SqlGenerator {
   // The name of a CTE holding Δ(op): columns c1..cn and __pgt_dm (bigint).
   std::string Delta(const Op& op);
 
-  // Adds a CTE; returns its name.
-  std::string AddCte(const std::string& prefix, pg_query::Node select);
+  // Adds a CTE; returns its name. An inlined CTE (NOT MATERIALIZED) is one
+  // that is cheap to evaluate again: PostgreSQL then plans it inside each
+  // query that reads it, with the statistics of the tables under it (a
+  // delta table's row count and distinct keys choose the join strategy).
+  std::string AddCte(const std::string& prefix, pg_query::Node select, bool inlined = false);
+  const std::set<std::string>& inlined_ctes() const { return inlined_; }
 
   // The CTEs generated so far, in dependency order.
   const std::vector<std::pair<std::string, pg_query::Node>>& ctes() const { return ctes_; }
@@ -81,6 +86,7 @@ class SqlGenerator {
   const std::vector<SourceRelation>& sources_;
   std::vector<std::pair<std::string, pg_query::Node>> ctes_;
   std::map<int, std::string> delta_cte_;
+  std::set<std::string> inlined_;
   int next_cte_ = 0;
 };
 

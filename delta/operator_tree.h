@@ -99,8 +99,11 @@ struct Op {
 // "c<k+1>": the SQL name of output column k.
 std::string ColName(int k);
 
-// Operator name and detail for explanations.
+// Operator name and detail for explanations. Expressions are shown with the
+// query's own column names (o.amount), not the generated ones (i.c3).
 std::string OpName(const Op& op);
 std::string OpDetail(const Op& op, const std::vector<SourceRelation>& sources);
+// What each output column of `op` stands for, for explanations.
+std::vector<std::string> ColumnDisplays(const Op& op, const std::vector<SourceRelation>& sources);
 
 }  // namespace trickle::delta

@@ -387,13 +387,15 @@ Node UnionAll(NodeList selects) {
   return acc;
 }
 
-Node WithCtes(std::vector<std::pair<std::string, Node>> ctes, Node select) {
+Node WithCtes(std::vector<std::pair<std::string, Node>> ctes, Node select,
+              const std::set<std::string>& not_materialized) {
   if (ctes.empty()) return select;
   auto* w = select.mutable_select_stmt()->mutable_with_clause();
   for (auto& [name, query] : ctes) {
     auto* c = w->add_ctes()->mutable_common_table_expr();
     c->set_ctename(name);
-    c->set_ctematerialized(pg_query::CTEMaterializeDefault);
+    c->set_ctematerialized(not_materialized.count(name) ? pg_query::CTEMaterializeNever
+                                                        : pg_query::CTEMaterializeDefault);
     *c->mutable_ctequery() = std::move(query);
   }
   return select;

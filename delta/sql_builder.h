@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -84,7 +85,9 @@ struct Select {
 Node UnionAll(NodeList selects);  // one select: returned as is
 Node SetOp(pg_query::SetOperation op, bool all, Node left, Node right);
 // WITH ctes SELECT ...: attaches a WITH clause to a SelectStmt node.
-Node WithCtes(std::vector<std::pair<std::string, Node>> ctes, Node select);
+// CTEs named in `not_materialized` get NOT MATERIALIZED.
+Node WithCtes(std::vector<std::pair<std::string, Node>> ctes, Node select,
+              const std::set<std::string>& not_materialized = {});
 
 Node RangeVarNode(std::string_view schema, std::string_view name);
 
