@@ -45,12 +45,19 @@ Status ParseStatus(absl::string_view s) {
 }
 
 // The migrations in order; index + 1 is the schema version.
-const absl::string_view kMigrations[] = {sql::kMigration001};
+const absl::string_view kMigrations[] = {sql::kMigration001, sql::kMigration002};
 
 constexpr char kSelectColumns[] =
     "SELECT id, schema_name, table_name, query, requested_mode, effective_mode, "
     "coalesce(full_refresh_reason, ''), schedule, status, verify, frontier, needs_full, "
-    "coalesce(last_error, ''), consecutive_failures FROM pgtrickle.stream_tables";
+    "coalesce(last_error, ''), consecutive_failures, fuse_max_rows, fuse_max_multiple, "
+    "fuse_state, coalesce(fuse_reason, ''), coalesce(fuse_delta_rows, 0), sla_ms "
+    "FROM pgtrickle.stream_tables";
+
+std::optional<std::string> SlaText(const StreamTableRow& row) {
+  if (!row.sla) return std::nullopt;
+  return std::to_string(absl::ToInt64Milliseconds(*row.sla));
+}
 
 absl::StatusOr<StreamTableRow> RowFrom(const PgResult& r, int i) {
   StreamTableRow row;
@@ -71,6 +78,16 @@ absl::StatusOr<StreamTableRow> RowFrom(const PgResult& r, int i) {
   row.needs_full = r.Get(i, 11) == "t";
   row.last_error = std::string(r.Get(i, 12));
   absl::SimpleAtoi(r.Get(i, 13), &row.consecutive_failures);
+  absl::SimpleAtoi(r.Get(i, 14), &row.fuse.max_rows);
+  absl::SimpleAtod(r.Get(i, 15), &row.fuse.max_multiple);
+  row.fuse_blown = r.Get(i, 16) == "BLOWN";
+  row.fuse_reason = std::string(r.Get(i, 17));
+  absl::SimpleAtoi(r.Get(i, 18), &row.fuse_delta_rows);
+  if (!r.IsNull(i, 19)) {
+    int64_t ms = 0;
+    absl::SimpleAtoi(r.Get(i, 19), &ms);
+    row.sla = absl::Milliseconds(ms);
+  }
   return row;
 }
 }  // namespace
@@ -144,11 +161,13 @@ absl::StatusOr<int64_t> Insert(PgConnection& conn, const StreamTableRow& row) {
       PgResult r,
       conn.ExecParams(
           "INSERT INTO pgtrickle.stream_tables (schema_name, table_name, query, requested_mode,"
-          " effective_mode, full_refresh_reason, schedule, status, verify, needs_full)"
-          " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, true) RETURNING id",
+          " effective_mode, full_refresh_reason, schedule, status, verify, needs_full,"
+          " fuse_max_rows, fuse_max_multiple, sla_ms)"
+          " VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7, $8, $9, true, $10, $11, $12) RETURNING id",
           {row.schema, row.name, row.query, ModeName(row.requested_mode),
            ModeName(row.effective_mode), row.full_refresh_reason, row.schedule,
-           StatusName(row.status), row.verify ? "true" : "false"}));
+           StatusName(row.status), row.verify ? "true" : "false", std::to_string(row.fuse.max_rows),
+           std::to_string(row.fuse.max_multiple), SlaText(row)}));
   int64_t id = 0;
   absl::SimpleAtoi(r.Get(0, 0), &id);
   return id;
@@ -158,10 +177,12 @@ absl::Status UpdateDefinition(PgConnection& conn, const StreamTableRow& row) {
   return conn
       .ExecParams(
           "UPDATE pgtrickle.stream_tables SET query = $2, requested_mode = $3, effective_mode = $4,"
-          " full_refresh_reason = nullif($5, ''), schedule = $6, verify = $7 WHERE id = $1",
+          " full_refresh_reason = nullif($5, ''), schedule = $6, verify = $7, fuse_max_rows = $8,"
+          " fuse_max_multiple = $9, sla_ms = $10 WHERE id = $1",
           {std::to_string(row.id), row.query, ModeName(row.requested_mode),
            ModeName(row.effective_mode), row.full_refresh_reason, row.schedule,
-           row.verify ? "true" : "false"})
+           row.verify ? "true" : "false", std::to_string(row.fuse.max_rows),
+           std::to_string(row.fuse.max_multiple), SlaText(row)})
       .status();
 }
 
@@ -248,8 +269,15 @@ absl::Status RecordRefresh(PgConnection& conn, int64_t id, const Frontier& front
       .status();
 }
 
-absl::Status RecordFailure(PgConnection& conn, int64_t id, const HistoryRow& h,
-                           absl::string_view started_at, int max_failures) {
+absl::Status RecordNoData(PgConnection& conn, int64_t id, double duration_ms) {
+  return conn
+      .ExecParams("INSERT INTO pgtrickle.refresh_history (stream_table_id, started_at, action, duration_ms)"
+                  " VALUES ($1, clock_timestamp() - $2::float8 * interval '1 millisecond', 'NO_DATA', $2)",
+                  {std::to_string(id), std::to_string(duration_ms)})
+      .status();
+}
+
+absl::Status RecordFailure(PgConnection& conn, int64_t id, const HistoryRow& h, int max_failures) {
   TRICKLE_RETURN_IF_ERROR(
       conn.ExecParams(
               "UPDATE pgtrickle.stream_tables SET consecutive_failures = consecutive_failures + 1,"
@@ -261,9 +289,9 @@ absl::Status RecordFailure(PgConnection& conn, int64_t id, const HistoryRow& h,
   return conn
       .ExecParams(
           "INSERT INTO pgtrickle.refresh_history (stream_table_id, started_at, action,"
-          " duration_ms, reason, error) VALUES ($1, $2, $3, $4, nullif($5, ''), $6)",
-          {std::to_string(id), std::string(started_at), h.action, std::to_string(h.duration_ms),
-           h.reason, h.error})
+          " duration_ms, reason, error) VALUES ($1, clock_timestamp() - $3::float8 * interval '1 millisecond',"
+          " $2, $3, nullif($4, ''), $5)",
+          {std::to_string(id), h.action, std::to_string(h.duration_ms), h.reason, h.error})
       .status();
 }
 
@@ -280,6 +308,69 @@ absl::Status SetNeedsFull(PgConnection& conn, int64_t id, bool needs_full) {
       .ExecParams("UPDATE pgtrickle.stream_tables SET needs_full = $2 WHERE id = $1",
                   {std::to_string(id), needs_full ? "true" : "false"})
       .status();
+}
+
+absl::Status SetFuse(PgConnection& conn, int64_t id, bool blown, absl::string_view reason,
+                     int64_t delta_rows) {
+  return conn
+      .ExecParams(
+          "UPDATE pgtrickle.stream_tables SET fuse_state = $2, fuse_reason = nullif($3, ''),"
+          " fuse_delta_rows = $4, status = CASE WHEN $2 = 'BLOWN' THEN 'SUSPENDED'"
+          "   WHEN status = 'SUSPENDED' THEN 'ACTIVE' ELSE status END WHERE id = $1",
+          {std::to_string(id), blown ? "BLOWN" : "OK", std::string(reason),
+           blown ? std::optional<std::string>(std::to_string(delta_rows)) : std::nullopt})
+      .status();
+}
+
+absl::Status WriteSchedulerState(PgConnection& conn, int64_t id, const SchedulerState& st) {
+  std::optional<std::string> tier, slope, intercept, retry;
+  if (st.tier) tier = TierName(*st.tier);
+  if (st.cost.fitted()) {
+    slope = std::to_string(st.cost.slope_ms_per_row);
+    intercept = std::to_string(st.cost.intercept_ms);
+  }
+  if (st.next_retry_at) retry = absl::FormatTime(absl::RFC3339_full, *st.next_retry_at, absl::UTCTimeZone());
+  std::optional<std::string> interval;
+  if (st.effective_interval > absl::ZeroDuration()) {
+    interval = std::to_string(absl::ToInt64Milliseconds(st.effective_interval));
+  }
+  return conn
+      .ExecParams(
+          "UPDATE pgtrickle.stream_tables SET tier = $2, effective_interval_ms = $3,"
+          " cost_samples = $4, cost_slope_ms_per_row = $5, cost_intercept_ms = $6,"
+          " next_retry_at = $7::timestamptz WHERE id = $1",
+          {std::to_string(id), tier, interval, std::to_string(st.cost.samples), slope, intercept, retry})
+      .status();
+}
+
+absl::StatusOr<CostHistory> LoadCostHistory(PgConnection& conn, int64_t id, absl::Duration window) {
+  CostHistory h;
+  TRICKLE_ASSIGN_OR_RETURN(
+      PgResult r,
+      conn.ExecParams("SELECT delta_rows, duration_ms FROM pgtrickle.refresh_history"
+                      " WHERE stream_table_id = $1 AND action = 'DIFFERENTIAL' AND error IS NULL"
+                      " AND started_at > now() - $2::bigint * interval '1 millisecond'"
+                      " ORDER BY id DESC LIMIT 1000",
+                      {std::to_string(id), std::to_string(absl::ToInt64Milliseconds(window))}));
+  double total = 0;
+  for (int i = 0; i < r.rows(); ++i) {
+    CostSample s{};
+    absl::SimpleAtod(r.Get(i, 0), &s.delta_rows);
+    absl::SimpleAtod(r.Get(i, 1), &s.duration_ms);
+    total += s.delta_rows;
+    h.samples.push_back(s);
+  }
+  if (!h.samples.empty()) h.average_delta_rows = total / h.samples.size();
+  TRICKLE_ASSIGN_OR_RETURN(
+      PgResult f, conn.ExecParams("SELECT duration_ms FROM pgtrickle.refresh_history WHERE stream_table_id = $1"
+                                  " AND action = 'FULL' AND error IS NULL ORDER BY id DESC LIMIT 1",
+                                  {std::to_string(id)}));
+  if (f.rows() == 1) {
+    double ms = 0;
+    absl::SimpleAtod(f.Get(0, 0), &ms);
+    h.last_full_ms = ms;
+  }
+  return h;
 }
 
 absl::Status Delete(PgConnection& conn, int64_t id) {

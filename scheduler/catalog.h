@@ -13,6 +13,7 @@
 #include "common/pg_connection.h"
 #include "delta/delta_engine.h"
 #include "scheduler/frontier.h"
+#include "scheduler/policy.h"
 
 namespace trickle::scheduler {
 
@@ -38,8 +39,21 @@ struct StreamTableRow {
   bool needs_full = true;
   std::string last_error;
   int consecutive_failures = 0;
+  FuseSettings fuse;
+  bool fuse_blown = false;
+  std::string fuse_reason;
+  int64_t fuse_delta_rows = 0;
+  std::optional<absl::Duration> sla;  // freshness deadline; none = no SLA tier
 
   std::string QualifiedName() const { return schema + "." + name; }
+};
+
+// What the scheduler shows about a stream table besides its definition.
+struct SchedulerState {
+  std::optional<Tier> tier;
+  absl::Duration effective_interval = absl::ZeroDuration();  // 0 = the schedule's own
+  CostModel cost;
+  std::optional<absl::Time> next_retry_at;
 };
 
 struct Dependency {
@@ -83,9 +97,23 @@ absl::Status RecordRefresh(PgConnection& conn, int64_t id, const Frontier& front
 // In its own transaction after a failed refresh: history row with the
 // error, consecutive failures + 1, status ERROR once `max_failures` is reached.
 absl::Status RecordFailure(PgConnection& conn, int64_t id, const HistoryRow& history,
-                           absl::string_view started_at, int max_failures);
+                           int max_failures);
+// A refresh that found nothing to apply, when NO_DATA rows are asked for.
+absl::Status RecordNoData(PgConnection& conn, int64_t id, double duration_ms);
 absl::Status SetStatus(PgConnection& conn, int64_t id, Status status, absl::string_view error);
 absl::Status SetNeedsFull(PgConnection& conn, int64_t id, bool needs_full);
+// Blows (status SUSPENDED, reason, delta size) or clears the fuse.
+absl::Status SetFuse(PgConnection& conn, int64_t id, bool blown, absl::string_view reason,
+                     int64_t delta_rows);
+absl::Status WriteSchedulerState(PgConnection& conn, int64_t id, const SchedulerState& state);
+// Successful DIFFERENTIAL refreshes within `window` (delta rows, duration),
+// and the duration of the last successful FULL refresh.
+struct CostHistory {
+  std::vector<CostSample> samples;
+  std::optional<double> last_full_ms;
+  double average_delta_rows = 0;  // over the recent samples (for the fuse)
+};
+absl::StatusOr<CostHistory> LoadCostHistory(PgConnection& conn, int64_t id, absl::Duration window);
 absl::Status UpdateDefinition(PgConnection& conn, const StreamTableRow& row);
 absl::Status Delete(PgConnection& conn, int64_t id);
 

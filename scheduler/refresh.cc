@@ -147,7 +147,7 @@ absl::StatusOr<Refresher::SourceDelta> Refresher::LoadSourceDelta(
 }
 
 absl::StatusOr<RefreshResult> Refresher::Refresh(PgConnection& conn, const StreamTable& st,
-                                                 RefreshKind kind) {
+                                                 RefreshKind kind, const RefreshHooks* hooks) {
   column_maps_.clear();  // keyed by source and version only; plans differ per stream table
   TRICKLE_RETURN_IF_ERROR(conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ").status());
   // The snapshot is taken by this first statement.
@@ -156,7 +156,7 @@ absl::StatusOr<RefreshResult> Refresher::Refresh(PgConnection& conn, const Strea
     (void)conn.Exec("ROLLBACK");
     return snap.status();
   }
-  auto result = RefreshInTransaction(conn, st, kind, std::string(snap->Get(0, 0)),
+  auto result = RefreshInTransaction(conn, st, kind, hooks, std::string(snap->Get(0, 0)),
                                      std::string(snap->Get(0, 1)));
   if (!result.ok() || !result->committed) {
     (void)conn.Exec("ROLLBACK");
@@ -169,6 +169,7 @@ absl::StatusOr<RefreshResult> Refresher::Refresh(PgConnection& conn, const Strea
 absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn,
                                                               const StreamTable& st,
                                                               RefreshKind kind,
+                                                              const RefreshHooks* hooks,
                                                               const std::string& snapshot_text,
                                                               const std::string& started_at) {
   absl::Time start = absl::Now();
@@ -229,10 +230,22 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
       result.history.delta_rows += d.rows;
       deltas.push_back(std::move(d));
     }
+    if (!truncated && hooks != nullptr && hooks->before_apply) {
+      TRICKLE_ASSIGN_OR_RETURN(AutoDecision decision, hooks->before_apply(result.history.delta_rows));
+      if (decision.full) {
+        full = true;
+        reason = decision.reason;
+      }
+    }
     if (truncated) {
       full = true;
       reason = "source truncated";
-    } else {
+    } else if (hooks != nullptr && hooks->skip_changes) {
+      result.history.action = "SKIPPED";
+      result.history.reason = absl::StrCat("fuse reset skip_changes: ", result.history.delta_rows,
+                                           " delta rows of ", selection.apply.size(),
+                                           " transactions discarded without applying");
+    } else if (!full) {
       for (size_t i = 0; i < st.plan.sources.size(); ++i) {
         const delta::SourceRelation& source = st.plan.sources[i];
         TRICKLE_RETURN_IF_ERROR(conn.Exec(source.delta_table_ddl).status());
@@ -258,7 +271,7 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
     result.history.reason = reason;
   }
 
-  if (st.row.verify) {
+  if (st.row.verify && result.history.action != "SKIPPED") {
     TRICKLE_ASSIGN_OR_RETURN(int64_t differences, CountOracleDifferences(conn, st));
     if (differences != 0) {
       return absl::DataLossError(absl::StrCat(
@@ -284,6 +297,70 @@ absl::StatusOr<int64_t> CountOracleDifferences(PgConnection& conn, const StreamT
   int64_t n = 0;
   absl::SimpleAtoi(r.Get(0, 0), &n);
   return n;
+}
+
+absl::Status Refresher::StageDelta(
+    PgConnection& conn, const StreamTable& st,
+    const std::function<absl::Status(PgConnection&, const StagedDelta&)>& inspect) {
+  if (st.plan.delta_sql.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "stream table ", st.row.QualifiedName(), " is maintained by FULL refresh only (",
+        st.plan.full_refresh_reason, "): it has no delta SQL to analyze"));
+  }
+  column_maps_.clear();
+  TRICKLE_RETURN_IF_ERROR(conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ").status());
+  absl::Status status = [&]() -> absl::Status {
+    // The same first steps as RefreshInTransaction, without the row lock:
+    // this transaction never writes the catalog.
+    TRICKLE_ASSIGN_OR_RETURN(PgResult snap, conn.Exec("SELECT pg_current_snapshot()::text"));
+    TRICKLE_ASSIGN_OR_RETURN(Snapshot snapshot, Snapshot::Parse(snap.Get(0, 0)));
+    TRICKLE_ASSIGN_OR_RETURN(
+        PgResult row, conn.ExecParams("SELECT frontier FROM pgtrickle.stream_tables WHERE id = $1",
+                                      {std::to_string(st.row.id)}));
+    if (row.rows() == 0) {
+      return absl::NotFoundError(absl::StrCat("stream table ", st.row.QualifiedName(), " was dropped"));
+    }
+    Frontier frontier;  // before the first refresh everything logged is pending
+    if (!row.IsNull(0, 0)) {
+      TRICKLE_ASSIGN_OR_RETURN(frontier, Frontier::Decode(row.Get(0, 0)));
+    }
+    TRICKLE_ASSIGN_OR_RETURN(Lsn fence, fence_());
+    TRICKLE_ASSIGN_OR_RETURN(std::vector<storage::v1::TransactionRecord> logged,
+                             log_->ReadTransactions(LowestNeeded(frontier), fence));
+    std::erase_if(logged, [&](const storage::v1::TransactionRecord& t) {
+      for (const auto& s : st.plan.sources) {
+        if (Touches(t, s.oid)) return false;
+      }
+      return true;
+    });
+    DeltaSelection selection = SelectDelta(logged, frontier, snapshot, fence);
+    StagedDelta staged;
+    staged.transactions = static_cast<int64_t>(selection.apply.size());
+    bool truncated = false;
+    std::vector<SourceDelta> deltas;
+    for (const delta::SourceRelation& source : st.plan.sources) {
+      TRICKLE_ASSIGN_OR_RETURN(SourceDelta d, LoadSourceDelta(source, selection.apply, &truncated));
+      staged.delta_rows += d.rows;
+      deltas.push_back(std::move(d));
+    }
+    if (truncated) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "a source of ", st.row.QualifiedName(),
+          " was truncated: its next refresh is FULL, so there is no delta to analyze"));
+    }
+    for (size_t i = 0; i < st.plan.sources.size(); ++i) {
+      const delta::SourceRelation& source = st.plan.sources[i];
+      TRICKLE_RETURN_IF_ERROR(conn.Exec(source.delta_table_ddl).status());
+      if (deltas[i].rows > 0) {
+        TRICKLE_RETURN_IF_ERROR(
+            conn.CopyIn(absl::StrCat("COPY ", source.delta_table, " FROM STDIN"), deltas[i].copy_data));
+      }
+      TRICKLE_RETURN_IF_ERROR(conn.Exec(absl::StrCat("ANALYZE ", source.delta_table)).status());
+    }
+    return inspect(conn, staged);
+  }();
+  (void)conn.Exec("ROLLBACK");
+  return status;
 }
 
 }  // namespace trickle::scheduler

@@ -26,6 +26,7 @@
 #include "delta/delta_engine.h"
 #include "scheduler/catalog.h"
 #include "scheduler/frontier.h"
+#include "scheduler/policy.h"
 #include "storage/change_log.h"
 
 namespace trickle::scheduler {
@@ -46,6 +47,18 @@ struct RefreshResult {
   bool committed = false;  // false for a refresh that found nothing to do
 };
 
+// The scheduler's say in one refresh.
+struct RefreshHooks {
+  // Called once the delta is loaded (its size in rows, over all sources) and
+  // before anything is applied: returns whether to refresh FULL instead (the
+  // AUTO cost model), or an error (a blown fuse) that aborts the refresh
+  // with nothing written.
+  std::function<absl::StatusOr<AutoDecision>(int64_t delta_rows)> before_apply;
+  // Fuse reset "skip_changes": advance the frontier past the delta without
+  // applying it (history action SKIPPED).
+  bool skip_changes = false;
+};
+
 // A stream table as the refresher needs it: its catalog row and its plan.
 struct StreamTable {
   StreamTableRow row;
@@ -62,7 +75,22 @@ class Refresher {
   // needs_full, or a TRUNCATE of a source decides. On error the transaction
   // is rolled back and nothing is written.
   absl::StatusOr<RefreshResult> Refresh(PgConnection& conn, const StreamTable& st,
-                                        RefreshKind kind = RefreshKind::kAuto);
+                                        RefreshKind kind = RefreshKind::kAuto,
+                                        const RefreshHooks* hooks = nullptr);
+
+  // Explain (analyze) support: the first half of a refresh without the
+  // second. Takes the snapshot, reads the frontier, fences, selects the
+  // delta and COPYs the consolidated changes into the plan's delta tables,
+  // then calls `inspect` inside that transaction and rolls back: nothing is
+  // applied, the frontier does not move, no catalog row is written.
+  // FailedPrecondition for a plan without delta SQL (FULL only) or when a
+  // source was truncated (the next refresh is FULL).
+  struct StagedDelta {
+    int64_t delta_rows = 0;    // consolidated rows over all sources
+    int64_t transactions = 0;  // source transactions they come from
+  };
+  absl::Status StageDelta(PgConnection& conn, const StreamTable& st,
+                          const std::function<absl::Status(PgConnection&, const StagedDelta&)>& inspect);
 
  private:
   struct SourceDelta {
@@ -70,7 +98,8 @@ class Refresher {
     int64_t rows = 0;
   };
   absl::StatusOr<RefreshResult> RefreshInTransaction(PgConnection& conn, const StreamTable& st,
-                                                     RefreshKind kind, const std::string& snapshot_text,
+                                                     RefreshKind kind, const RefreshHooks* hooks,
+                                                     const std::string& snapshot_text,
                                                      const std::string& started_at);
   // Reads and consolidates one source's changes of the selected transactions.
   // Sets *truncated when a selected transaction truncated the source.

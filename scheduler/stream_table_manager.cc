@@ -5,6 +5,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -14,17 +15,20 @@
 
 namespace trickle::scheduler {
 
-absl::StatusOr<absl::Duration> ParseSchedule(absl::string_view text) {
-  absl::Duration d;
-  if (!absl::ParseDuration(text, &d) || d <= absl::ZeroDuration()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "schedule \"", text, "\" is not an interval; use e.g. '500ms', '5s', '1m'"));
+StreamTableManager::StreamTableManager(ManagerOptions options, storage::ChangeLog* log, FenceFn fence)
+    : options_(std::move(options)), log_(log), fence_(fence), refresher_(log, fence) {
+  options_.max_parallel_workers = std::clamp(options_.max_parallel_workers, 0, 32);
+  auto make_refresher = [this] { return std::make_unique<Refresher>(log_, fence_); };
+  if (options_.max_parallel_workers > 0) {
+    pool_ = std::make_unique<WorkerPool>(options_.max_parallel_workers, options_.dsn, make_refresher);
+  } else {
+    inline_worker_ = std::make_unique<Worker>();
+    inline_worker_->dsn = options_.dsn;
+    inline_worker_->refresher = make_refresher();
   }
-  return d;
 }
 
-StreamTableManager::StreamTableManager(ManagerOptions options, storage::ChangeLog* log, FenceFn fence)
-    : options_(std::move(options)), log_(log), refresher_(log, std::move(fence)) {}
+StreamTableManager::~StreamTableManager() { pool_.reset(); }
 
 absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
     ManagerOptions options, storage::ChangeLog* log, FenceFn fence) {
@@ -37,7 +41,10 @@ absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
   spdlog::info("catalog pgtrickle at version {}; {} stream tables", version, rows.size());
   for (StreamTableRow& row : rows) {
     Entry entry;
-    entry.interval = ParseSchedule(row.schedule).value_or(absl::Seconds(1));
+    auto schedule = Schedule::Parse(row.schedule);
+    entry.schedule = schedule.ok() ? *schedule : Schedule{};
+    entry.interval = entry.schedule.interval;
+    if (entry.schedule.cron) entry.next_cron = entry.schedule.cron->Next(absl::Now());
     TRICKLE_ASSIGN_OR_RETURN(std::vector<Dependency> deps, catalog::Dependencies(*m->conn_, row.id));
     for (const Dependency& d : deps) {
       if (d.source_stream_table_id) entry.upstream_ids.push_back(*d.source_stream_table_id);
@@ -53,10 +60,13 @@ absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
     } else {
       entry.table.plan = std::move(*plan);
     }
+    if (row.sla) entry.tier.tier = AssignTier(*row.sla, absl::ZeroDuration(), absl::ZeroDuration());
     entry.table.row = std::move(row);
     int64_t id = entry.table.row.id;
+    m->dag_.Set(id, entry.upstream_ids);
     m->entries_.emplace(id, std::move(entry));
   }
+  m->IndexSourcesLocked();
   return m;
 }
 
@@ -159,7 +169,12 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
   row.requested_mode = request.mode;
   row.schedule = request.schedule;
   row.verify = request.verify;
-  TRICKLE_ASSIGN_OR_RETURN(absl::Duration interval, ParseSchedule(request.schedule));
+  row.fuse = request.fuse;
+  row.sla = request.sla;
+  TRICKLE_ASSIGN_OR_RETURN(Schedule schedule, Schedule::Parse(request.schedule));
+  if (request.sla && *request.sla <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("an SLA must be a positive duration, e.g. 30s");
+  }
   for (const auto& [id, e] : entries_) {
     if (e.table.row.schema == row.schema && e.table.row.name == row.name) {
       return absl::AlreadyExistsError(absl::StrCat("stream table ", row.QualifiedName(),
@@ -181,7 +196,10 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
   row.full_refresh_reason = plan.full_refresh_reason;
 
   Entry entry;
-  entry.interval = interval;
+  entry.schedule = schedule;
+  entry.interval = schedule.interval;
+  if (schedule.cron) entry.next_cron = schedule.cron->Next(absl::Now());
+  if (row.sla) entry.tier.tier = AssignTier(*row.sla, absl::ZeroDuration(), absl::ZeroDuration());
   std::vector<Dependency> deps;
   for (const delta::SourceRelation& s : plan.sources) {
     Dependency d{s.oid, s.schema, s.name, std::nullopt};
@@ -192,6 +210,9 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
       }
     }
     deps.push_back(d);
+    if (s.schema == row.schema && s.name == row.name) {
+      return absl::InvalidArgumentError(absl::StrCat("stream table ", row.QualifiedName(), " cannot read itself"));
+    }
     TRICKLE_ASSIGN_OR_RETURN(
         PgResult ident, conn.ExecParams("SELECT relreplident::text FROM pg_class WHERE oid = $1",
                                         {std::to_string(s.oid)}));
@@ -230,7 +251,9 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
 
   entry.table.row = row;
   entry.table.plan = std::move(plan);
+  dag_.Set(row.id, entry.upstream_ids);
   auto [it, inserted] = entries_.emplace(row.id, std::move(entry));
+  IndexSourcesLocked();
   auto refreshed = RefreshLocked(&it->second, RefreshKind::kFull);
   if (!refreshed.ok()) {
     absl::Status dropped = DropLocked(&it->second, /*cascade=*/false);
@@ -252,8 +275,18 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Alter(const std::string& name
   TRICKLE_ASSIGN_OR_RETURN(Entry * entry, FindLocked(name));
   StreamTableRow row = entry->table.row;
   if (request.schedule) {
-    TRICKLE_ASSIGN_OR_RETURN(entry->interval, ParseSchedule(*request.schedule));
+    TRICKLE_ASSIGN_OR_RETURN(Schedule schedule, Schedule::Parse(*request.schedule));
+    entry->schedule = schedule;
+    entry->interval = schedule.interval;
+    entry->pace = PaceTracker{};
+    if (schedule.cron) entry->next_cron = schedule.cron->Next(absl::Now());
     row.schedule = *request.schedule;
+  }
+  if (request.fuse) row.fuse = *request.fuse;
+  if (request.sla) {
+    if (*request.sla < absl::ZeroDuration()) return absl::InvalidArgumentError("an SLA cannot be negative");
+    row.sla = *request.sla == absl::ZeroDuration() ? std::nullopt : request.sla;
+    if (row.sla) entry->tier = TierState{AssignTier(*row.sla, absl::ZeroDuration(), absl::ZeroDuration())};
   }
   if (request.verify) row.verify = *request.verify;
   if (request.mode) row.requested_mode = *request.mode;
@@ -269,12 +302,17 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Alter(const std::string& name
   }
   if (request.query) {
     // A stream table may not read itself, directly or through others.
+    std::vector<int64_t> upstream;
     for (const delta::SourceRelation& s : plan.sources) {
       if (s.schema == row.schema && s.name == row.name) {
         return absl::InvalidArgumentError(absl::StrCat("stream table ", row.QualifiedName(),
                                                        " cannot read itself"));
       }
+      for (const auto& [id, e] : entries_) {
+        if (e.table.row.schema == s.schema && e.table.row.name == s.name) upstream.push_back(id);
+      }
     }
+    TRICKLE_RETURN_IF_ERROR(dag_.CheckAcyclic(row.id, upstream));
   }
   TRICKLE_RETURN_IF_ERROR(catalog::UpdateDefinition(*conn_, row));
   entry->table.row = row;
@@ -323,7 +361,9 @@ absl::Status StreamTableManager::DropLocked(Entry* entry, bool cascade) {
   }
   TRICKLE_RETURN_IF_ERROR(conn.Exec("COMMIT").status());
   spdlog::info("dropped stream table {}", entry->table.row.QualifiedName());
+  dag_.Remove(id);
   entries_.erase(id);
+  IndexSourcesLocked();
   return absl::OkStatus();
 }
 
@@ -355,13 +395,23 @@ absl::StatusOr<RefreshResult> StreamTableManager::RefreshNow(const std::string& 
   return RefreshLocked(entry, kind);
 }
 
-absl::StatusOr<RefreshResult> StreamTableManager::RefreshLocked(Entry* entry, RefreshKind kind) {
+absl::StatusOr<RefreshResult> StreamTableManager::RefreshLocked(Entry* entry, RefreshKind kind,
+                                                              const RefreshHooks* override_hooks) {
   if (!conn_->ok()) {
     TRICKLE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.dsn));
   }
   StreamTableRow& row = entry->table.row;
   absl::Time start = absl::Now();
-  auto result = refresher_.Refresh(*conn_, entry->table, kind);
+  int64_t blown_rows = 0;
+  RefreshHooks hooks = override_hooks ? *override_hooks : MakeHooks(row, *conn_, &blown_rows);
+  auto result = refresher_.Refresh(*conn_, entry->table, kind, &hooks);
+  // A concurrent refresh of the same stream table (a worker) wins the row
+  // lock; ours then fails its serializable check: retry a few times.
+  for (int attempt = 0; attempt < 3 && !result.ok() && result.status().code() == absl::StatusCode::kAborted;
+       ++attempt) {
+    absl::SleepFor(absl::Milliseconds(50 * (attempt + 1)));
+    result = refresher_.Refresh(*conn_, entry->table, kind, &hooks);
+  }
   if (result.ok()) {
     if (result->committed) {
       row.frontier = result->frontier;
@@ -378,24 +428,31 @@ absl::StatusOr<RefreshResult> StreamTableManager::RefreshLocked(Entry* entry, Re
     TRICKLE_RETURN_IF_ERROR(ReinitLocked(entry));
     return RefreshResult{};
   }
-  // A failed refresh: recorded, counted; the others keep running.
   if (!conn_->ok()) {
     auto reconnected = PgConnection::Connect(options_.dsn);
     if (reconnected.ok()) conn_ = std::move(*reconnected);
   }
+  if (IsFuseBlown(result.status())) {
+    row.fuse_blown = true;
+    row.status = Status::kSuspended;
+    row.fuse_reason = std::string(result.status().message());
+    row.fuse_delta_rows = blown_rows;
+    absl::Status s = catalog::SetFuse(*conn_, row.id, true, row.fuse_reason, blown_rows);
+    if (!s.ok()) spdlog::warn("recording the blown fuse: {}", s.ToString());
+    spdlog::warn("fuse of {} blew: {}; reset it with apply, reinitialize or skip_changes",
+                 row.QualifiedName(), row.fuse_reason);
+    return result.status();
+  }
+  // A failed refresh: recorded, counted; the others keep running.
   HistoryRow history;
   history.action = kind == RefreshKind::kFull || !row.frontier ? "FULL" : "DIFFERENTIAL";
   history.error = std::string(result.status().message());
   history.duration_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
   row.consecutive_failures++;
   row.last_error = history.error;
-  // A definite error (a dropped source, a privilege) will not heal by retrying.
-  bool definite = result.status().code() == absl::StatusCode::kInvalidArgument ||
-                  result.status().code() == absl::StatusCode::kNotFound;
-  int max_failures = definite ? 1 : options_.max_consecutive_failures;
+  int max_failures = IsDefinite(result.status()) ? 1 : options_.max_consecutive_failures;
   if (row.consecutive_failures >= max_failures) row.status = Status::kError;
-  TRICKLE_ASSIGN_OR_RETURN(PgResult now, conn_->Exec("SELECT now()::text"));
-  absl::Status recorded = catalog::RecordFailure(*conn_, row.id, history, now.Get(0, 0), max_failures);
+  absl::Status recorded = catalog::RecordFailure(*conn_, row.id, history, max_failures);
   if (!recorded.ok()) spdlog::warn("recording the failure: {}", recorded.ToString());
   spdlog::warn("refresh of {} failed ({} in a row): {}", row.QualifiedName(), row.consecutive_failures,
                result.status().ToString());
@@ -451,6 +508,8 @@ absl::Status StreamTableManager::ReinitLocked(Entry* entry) {
   TRICKLE_RETURN_IF_ERROR(conn.Exec("COMMIT").status());
   entry->table.plan = std::move(*plan);
   entry->upstream_ids = upstream;
+  dag_.Set(row.id, upstream);
+  IndexSourcesLocked();
   row.needs_full = true;
   TRICKLE_RETURN_IF_ERROR(EnsureSourcesPublished(entry->table.plan));
   TRICKLE_RETURN_IF_ERROR(WaitForInFlightTransactions());
@@ -533,11 +592,395 @@ absl::Status StreamTableManager::TrimLog() {
   return absl::OkStatus();
 }
 
+namespace {
+constexpr char kFusePayload[] = "trickle.fuse";
+}  // namespace
+
+absl::Status FuseBlownError(absl::string_view reason) {
+  absl::Status status = absl::ResourceExhaustedError(reason);
+  status.SetPayload(kFusePayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsFuseBlown(const absl::Status& status) { return status.GetPayload(kFusePayload).has_value(); }
+
+bool IsDefinite(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kInvalidArgument ||
+         status.code() == absl::StatusCode::kNotFound ||
+         status.code() == absl::StatusCode::kPermissionDenied;
+}
+
+RefreshHooks StreamTableManager::MakeHooks(const StreamTableRow& row, PgConnection& conn,
+                                           int64_t* blown_rows) {
+  RefreshHooks hooks;
+  bool auto_mode = row.requested_mode == delta::RefreshMode::kAuto;
+  bool fuse_on = row.fuse.max_rows > 0 || row.fuse.max_multiple > 0;
+  if (!auto_mode && !fuse_on) return hooks;
+  int64_t id = row.id;
+  FuseSettings fuse = row.fuse;
+  ManagerOptions options = options_;
+  hooks.before_apply = [id, fuse, fuse_on, auto_mode, options, &conn,
+                        blown_rows](int64_t delta_rows) -> absl::StatusOr<AutoDecision> {
+    // Inside the refresh transaction: history as of its snapshot.
+    TRICKLE_ASSIGN_OR_RETURN(catalog::CostHistory history,
+                             catalog::LoadCostHistory(conn, id, options.cost_window));
+    if (fuse_on) {
+      if (auto verdict = FuseVerdict(fuse, delta_rows, history.average_delta_rows)) {
+        *blown_rows = delta_rows;
+        return FuseBlownError(*verdict);
+      }
+    }
+    if (!auto_mode) return AutoDecision{};
+    TRICKLE_ASSIGN_OR_RETURN(
+        PgResult size, conn.ExecParams("SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint"
+                                       " FROM pgtrickle.dependencies d JOIN pg_class c ON c.oid = d.source_oid"
+                                       " WHERE d.stream_table_id = $1",
+                                       {std::to_string(id)}));
+    int64_t source_rows = 0;
+    absl::SimpleAtoi(size.Get(0, 0), &source_rows);
+    return DecideAuto(FitCostModel(history.samples), delta_rows, history.last_full_ms,
+                      options.auto_full_ratio, source_rows, options.cold_start_threshold);
+  };
+  return hooks;
+}
+
+void StreamTableManager::IndexSourcesLocked() {
+  readers_.clear();
+  for (const auto& [id, e] : entries_) {
+    for (const delta::SourceRelation& s : e.table.plan.sources) readers_[s.oid].push_back(id);
+  }
+}
+
+void StreamTableManager::Wake() {
+  absl::MutexLock lock(&notify_mu_);
+  wake_ = true;
+}
+
+void StreamTableManager::OnSourceCommitted(const storage::v1::TransactionRecord& txn) {
+  if (txn.relation_oids_size() == 0) return;  // a fence: nothing to refresh
+  absl::Time now = absl::Now();
+  absl::MutexLock lock(&notify_mu_);
+  for (uint32_t oid : txn.relation_oids()) changed_oids_.emplace(oid, now);
+  wake_ = true;
+}
+
+bool StreamTableManager::NeedsRefreshLocked(const Entry& e) const {
+  const StreamTableRow& row = e.table.row;
+  return row.status == Status::kActive && !row.fuse_blown && !e.running &&
+         (e.dirty || row.needs_full || !row.frontier);
+}
+
+absl::Time StreamTableManager::DueAtLocked(const Entry& e) const {
+  absl::Time due = absl::InfiniteFuture();
+  const StreamTableRow& row = e.table.row;
+  bool forced = row.needs_full || !row.frontier;
+  switch (e.schedule.kind) {
+    case Schedule::kOnChange:
+      due = forced ? absl::InfinitePast()
+                   : e.dirty_since + (row.sla ? TierGap(e.tier.tier) : options_.debounce);
+      break;
+    case Schedule::kInterval:
+      due = e.last_start + e.pace.Interval(e.interval);
+      break;
+    case Schedule::kCron:
+      due = forced ? absl::InfinitePast() : e.next_cron;
+      break;
+    case Schedule::kDownstream:
+      due = forced ? absl::InfinitePast() : absl::InfiniteFuture();  // pulled in by readers
+      break;
+  }
+  return std::max(due, e.next_retry);
+}
+
+StreamTableManager::Outcome StreamTableManager::RunOnWorker(Worker& worker, const StreamTable& table,
+                                                            absl::Time due, absl::Time dirty_since) {
+  Outcome o{table.row.id, absl::UnknownError("not run"), due, absl::Now(), absl::Now(), dirty_since, std::nullopt};
+  auto conn = worker.Connection();
+  if (!conn.ok()) {
+    o.result = conn.status();
+    o.finished = absl::Now();
+    return o;
+  }
+  PgConnection& c = **conn;
+  if (options_.injected_refresh_delay > absl::ZeroDuration()) absl::SleepFor(options_.injected_refresh_delay);
+  int64_t blown_rows = 0;
+  RefreshHooks hooks = MakeHooks(table.row, c, &blown_rows);
+  o.result = worker.refresher->Refresh(c, table, RefreshKind::kAuto, &hooks);
+  for (int attempt = 0; attempt < 3 && !o.result.ok() && o.result.status().code() == absl::StatusCode::kAborted;
+       ++attempt) {
+    o.result = worker.refresher->Refresh(c, table, RefreshKind::kAuto, &hooks);
+  }
+  o.finished = absl::Now();
+  if (!c.ok()) {
+    // The backend died (killed, restarted): the next task gets a new one.
+    worker.conn.reset();
+    auto again = worker.Connection();
+    if (!again.ok()) return o;
+  }
+  PgConnection& record = *worker.conn;
+  if (!o.result.ok()) {
+    absl::Status s;
+    if (IsFuseBlown(o.result.status())) {
+      s = catalog::SetFuse(record, table.row.id, true, o.result.status().message(), blown_rows);
+    } else if (!IsSchemaChange(o.result.status())) {
+      HistoryRow h;
+      h.action = table.row.frontier ? "DIFFERENTIAL" : "FULL";
+      h.error = std::string(o.result.status().message());
+      h.duration_ms = absl::ToDoubleMilliseconds(o.finished - o.started);
+      int max_failures = IsDefinite(o.result.status()) ? 1 : options_.max_consecutive_failures;
+      s = catalog::RecordFailure(record, table.row.id, h, max_failures);
+    }
+    if (!s.ok()) spdlog::warn("recording the outcome of {}: {}", table.row.QualifiedName(), s.ToString());
+    return o;
+  }
+  if (o.result->committed) {
+    auto history = catalog::LoadCostHistory(record, table.row.id, options_.cost_window);
+    if (history.ok()) o.cost = FitCostModel(history->samples);
+  } else if (options_.record_no_data) {
+    (void)catalog::RecordNoData(record, table.row.id, absl::ToDoubleMilliseconds(o.finished - o.started));
+  }
+  return o;
+}
+
+void StreamTableManager::CompleteLocked(Outcome& o) {
+  auto it = entries_.find(o.id);
+  if (it == entries_.end()) return;  // dropped meanwhile
+  Entry& e = it->second;
+  StreamTableRow& row = e.table.row;
+  e.running = false;
+  SchedulerState shown = e.shown;
+  if (o.result.ok()) {
+    if (o.result->committed) {
+      row.frontier = o.result->frontier;
+      row.needs_full = false;
+      row.status = Status::kActive;
+      row.consecutive_failures = 0;
+      row.last_error.clear();
+      e.next_retry = absl::InfinitePast();
+      shown.next_retry_at.reset();
+      if (e.schedule.kind == Schedule::kInterval) {
+        e.pace.Record(e.interval, o.finished - o.due, options_.pace_cap);
+        if (e.pace.behind(e.interval) != (e.shown.effective_interval > absl::ZeroDuration())) {
+          spdlog::info("stream table {} {} its {} schedule; effective interval {}", row.QualifiedName(),
+                       e.pace.behind(e.interval) ? "is falling behind" : "caught up with", row.schedule,
+                       absl::FormatDuration(e.pace.Interval(e.interval)));
+        }
+        shown.effective_interval = e.pace.behind(e.interval) ? e.pace.effective : absl::ZeroDuration();
+      }
+      if (row.sla && o.dirty_since != absl::InfiniteFuture() && o.dirty_since != absl::InfinitePast()) {
+        Tier before = e.tier.tier;
+        UpdateTier(&e.tier, *row.sla, o.finished - o.dirty_since, o.finished - o.started);
+        if (e.tier.tier != before) {
+          spdlog::info("stream table {} moves from tier {} to {} (SLA {})", row.QualifiedName(),
+                       TierName(before), TierName(e.tier.tier), absl::FormatDuration(*row.sla));
+        }
+      }
+      if (o.cost) shown.cost = *o.cost;
+    }
+  } else if (IsFuseBlown(o.result.status())) {
+    row.fuse_blown = true;
+    row.status = Status::kSuspended;
+    row.fuse_reason = std::string(o.result.status().message());
+    spdlog::warn("fuse of {} blew: {}; reset it with apply, reinitialize or skip_changes",
+                 row.QualifiedName(), row.fuse_reason);
+  } else if (IsSchemaChange(o.result.status())) {
+    spdlog::info("stream table {}: {}; rebuilding", row.QualifiedName(), std::string(o.result.status().message()));
+    absl::Status s = ReinitLocked(&e);
+    if (!s.ok()) spdlog::warn("rebuilding {}: {}", row.QualifiedName(), s.ToString());
+  } else {
+    row.consecutive_failures++;
+    row.last_error = std::string(o.result.status().message());
+    int max_failures = IsDefinite(o.result.status()) ? 1 : options_.max_consecutive_failures;
+    if (row.consecutive_failures >= max_failures) row.status = Status::kError;
+    absl::Duration delay = BackoffDelay(row.consecutive_failures, options_.backoff_base, options_.backoff_cap);
+    e.next_retry = o.finished + delay;
+    shown.next_retry_at = e.next_retry;
+    e.dirty = true;  // what it did not apply is still pending
+    if (e.dirty_since == absl::InfiniteFuture()) e.dirty_since = o.dirty_since;
+    spdlog::warn("refresh of {} failed ({} in a row, retry in {}): {}", row.QualifiedName(),
+                 row.consecutive_failures, absl::FormatDuration(delay), o.result.status().ToString());
+  }
+  if (row.sla) shown.tier = e.tier.tier;
+  bool changed = shown.tier != e.shown.tier || shown.effective_interval != e.shown.effective_interval ||
+                 shown.cost.samples != e.shown.cost.samples ||
+                 shown.cost.slope_ms_per_row != e.shown.cost.slope_ms_per_row ||
+                 shown.next_retry_at != e.shown.next_retry_at;
+  e.shown = shown;
+  if (changed && conn_->ok()) {
+    absl::Status s = catalog::WriteSchedulerState(*conn_, row.id, shown);
+    if (!s.ok()) spdlog::warn("writing scheduler state of {}: {}", row.QualifiedName(), s.ToString());
+  }
+}
+
+void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Time now = absl::Now();
+    // Changes may have arrived while the service was down.
+    for (auto& [id, e] : entries_) {
+      e.dirty = true;
+      e.dirty_since = now;
+    }
+  }
+  absl::Time last_trim = absl::Now();
+  while (!stop.load()) {
+    absl::flat_hash_map<uint32_t, absl::Time> changed;
+    std::vector<Outcome> outcomes;
+    {
+      absl::MutexLock lock(&notify_mu_);
+      changed.swap(changed_oids_);
+      outcomes.swap(outcomes_);
+      wake_ = false;
+    }
+    struct Task {
+      StreamTable table;
+      absl::Time due;
+      absl::Time dirty_since;
+    };
+    std::vector<Task> tasks;
+    absl::Time next_wake = absl::Now() + absl::Milliseconds(100);
+    {
+      absl::MutexLock lock(&mu_);
+      bool committed = false;
+      for (Outcome& o : outcomes) {
+        committed = committed || (o.result.ok() && o.result->committed);
+        CompleteLocked(o);
+      }
+      for (const auto& [oid, at] : changed) {
+        auto readers = readers_.find(oid);
+        if (readers == readers_.end()) continue;
+        for (int64_t id : readers->second) {
+          Entry& e = entries_.at(id);
+          e.dirty = true;
+          e.dirty_since = std::min(e.dirty_since, at);
+        }
+      }
+      absl::Time now = absl::Now();
+      absl::flat_hash_set<int64_t> wanted, running;
+      for (auto& [id, e] : entries_) {
+        if (e.running) running.insert(id);
+        if (!NeedsRefreshLocked(e)) continue;
+        absl::Time due = DueAtLocked(e);
+        if (due <= now) {
+          wanted.insert(id);
+        } else {
+          next_wake = std::min(next_wake, due);
+        }
+      }
+      // 'downstream' stream tables refresh when something that reads them does.
+      std::vector<int64_t> pull(wanted.begin(), wanted.end());
+      while (!pull.empty()) {
+        int64_t id = pull.back();
+        pull.pop_back();
+        for (int64_t up : dag_.Upstreams(id)) {
+          auto it = entries_.find(up);
+          if (it == entries_.end() || it->second.schedule.kind != Schedule::kDownstream) continue;
+          if (NeedsRefreshLocked(it->second) && it->second.next_retry <= now && wanted.insert(up).second) {
+            pull.push_back(up);
+          }
+        }
+      }
+      int capacity = pool_ ? pool_->size() - pool_->busy() : 1;
+      for (int64_t id : dag_.Ready(wanted, running)) {
+        if (capacity-- <= 0) break;
+        Entry& e = entries_.at(id);
+        tasks.push_back({e.table, std::max(DueAtLocked(e), e.last_start), e.dirty_since});
+        e.running = true;
+        e.dirty = false;
+        e.dirty_since = absl::InfiniteFuture();
+        e.last_start = now;
+        if (e.schedule.cron) e.next_cron = e.schedule.cron->Next(now);
+      }
+      if (committed && absl::Now() - last_trim > absl::Seconds(1)) {
+        absl::Status trimmed = TrimLog();
+        if (!trimmed.ok()) spdlog::warn("trimming the change log: {}", trimmed.ToString());
+        last_trim = absl::Now();
+      }
+    }
+    for (Task& t : tasks) {
+      if (pool_) {
+        pool_->Submit([this, t](Worker& w) {
+          Outcome o = RunOnWorker(w, t.table, t.due, t.dirty_since);
+          absl::MutexLock lock(&notify_mu_);
+          outcomes_.push_back(std::move(o));
+          wake_ = true;
+        });
+      } else {
+        // Serial mode: the coordinator refreshes, one stream table at a time.
+        Outcome o = RunOnWorker(*inline_worker_, t.table, t.due, t.dirty_since);
+        absl::MutexLock lock(&notify_mu_);
+        outcomes_.push_back(std::move(o));
+        wake_ = true;
+      }
+    }
+    absl::MutexLock lock(&notify_mu_);
+    absl::Duration wait = std::clamp(next_wake - absl::Now(), absl::ZeroDuration(), absl::Milliseconds(100));
+    notify_mu_.AwaitWithTimeout(absl::Condition(&wake_), wait);
+  }
+}
+
+absl::StatusOr<StreamTableStatus> StreamTableManager::GetStatus(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  TRICKLE_ASSIGN_OR_RETURN(Entry * e, FindLocked(name));
+  StreamTableStatus st;
+  st.row = e->table.row;
+  st.scheduler = e->shown;
+  if (st.row.sla) st.scheduler.tier = e->tier.tier;
+  st.running = e->running;
+  st.dirty = e->dirty;
+  return st;
+}
+
+absl::StatusOr<RefreshResult> StreamTableManager::ResetFuse(const std::string& name, FuseAction action) {
+  absl::MutexLock lock(&mu_);
+  TRICKLE_ASSIGN_OR_RETURN(Entry * e, FindLocked(name));
+  StreamTableRow& row = e->table.row;
+  if (!row.fuse_blown) {
+    return absl::FailedPreconditionError(absl::StrCat("the fuse of ", row.QualifiedName(), " is not blown"));
+  }
+  // Let the refresh run: the fuse is what is being reset.
+  row.fuse_blown = false;
+  row.status = Status::kActive;
+  RefreshHooks bypass;
+  absl::StatusOr<RefreshResult> result;
+  switch (action) {
+    case FuseAction::kApply:
+      result = RefreshLocked(e, RefreshKind::kAuto, &bypass);
+      break;
+    case FuseAction::kReinitialize:
+      result = RefreshLocked(e, RefreshKind::kFull, &bypass);
+      break;
+    case FuseAction::kSkipChanges:
+      bypass.skip_changes = true;
+      spdlog::warn("fuse reset of {} with skip_changes: its pending changes are discarded unapplied; "
+                   "the stream table no longer matches its query until a FULL refresh",
+                   row.QualifiedName());
+      result = RefreshLocked(e, RefreshKind::kAuto, &bypass);
+      break;
+  }
+  if (!result.ok()) {
+    row.fuse_blown = true;
+    row.status = Status::kSuspended;
+    return result.status();
+  }
+  TRICKLE_RETURN_IF_ERROR(catalog::SetFuse(*conn_, row.id, false, "", 0));
+  row.fuse_reason.clear();
+  row.fuse_delta_rows = 0;
+  Wake();
+  return result;
+}
+
 absl::StatusOr<std::vector<StreamTableRow>> StreamTableManager::List() {
   absl::MutexLock lock(&mu_);
   std::vector<StreamTableRow> rows;
   for (const auto& [id, e] : entries_) rows.push_back(e.table.row);
   return rows;
+}
+
+absl::StatusOr<StreamTable> StreamTableManager::GetStreamTable(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  TRICKLE_ASSIGN_OR_RETURN(Entry * entry, FindLocked(name));
+  return entry->table;
 }
 
 }  // namespace trickle::scheduler

@@ -1,6 +1,7 @@
 // trickled: the Trickle service. Streams the source database's logical slot
-// into the durable change log (and, as later stages land, refreshes stream
-// tables from it). SIGTERM/SIGINT stop it cleanly: the stream confirms what
+// into the durable change log, refreshes stream tables from it, serves the
+// admin RPC (--grpc-address) and /metrics, /healthz, /readyz
+// (--http-address). SIGTERM/SIGINT stop it cleanly: the stream confirms what
 // is durable and closes.
 #include <csignal>
 #include <cstdio>
@@ -10,9 +11,12 @@
 #include "common/pg_connection.h"
 #include "pgoutput/replication_stream.h"
 #include "pgoutput/source_setup.h"
+#include "service/admin_service.h"
 #include "service/capture.h"
 #include "service/config.h"
 #include "service/fence.h"
+#include "service/http_server.h"
+#include "service/status_collector.h"
 #include "scheduler/stream_table_manager.h"
 #include "spdlog/spdlog.h"
 #include "storage/change_log.h"
@@ -63,8 +67,35 @@ absl::Status Run(const ServiceConfig& config) {
   stream_options.status_interval = config.status_interval;
   pgoutput::ReplicationStream stream(stream_options, &capture);
 
+  // Change arrival wakes the scheduler (no polling). The manager exists only
+  // once the stream runs (its fences need the capture), hence the pointer.
+  std::atomic<scheduler::StreamTableManager*> listener{nullptr};
+  capture.SetCommitListener([&listener](const storage::TransactionRecord& txn) {
+    if (auto* m = listener.load()) m->OnSourceCommitted(txn);
+  });
+
   absl::Status stream_status;
   std::thread stream_thread([&] { stream_status = stream.Run(g_stop); });
+
+  // Observability: /healthz answers from here on, /readyz once the slot
+  // streams and the catalog is migrated.
+  StatusCollectorOptions status_options;
+  status_options.dsn = config.dsn;
+  status_options.slot_name = config.slot_name;
+  StatusCollector status(status_options, log->get(), &capture, &stream);
+  std::unique_ptr<HttpServer> http;
+  if (!config.http_address.empty()) {
+    HttpServerOptions http_options;
+    http_options.address = config.http_address;
+    auto started = HttpServer::Start(http_options, StatusRoutes(&status));
+    if (!started.ok()) {
+      g_stop = true;
+      stream_thread.join();
+      return started.status();
+    }
+    http = std::move(*started);
+    spdlog::info("HTTP /metrics /healthz /readyz on {}", config.http_address);
+  }
 
   // Refreshes: the catalog in the target database, stream tables on their
   // interval schedules. A refresh in flight finishes before shutdown.
@@ -73,6 +104,9 @@ absl::Status Run(const ServiceConfig& config) {
   manager_options.dsn = config.dsn;
   manager_options.publication_name = config.publication_name;
   manager_options.set_replica_identity = config.set_replica_identity;
+  manager_options.max_parallel_workers = config.max_parallel_workers;
+  manager_options.max_consecutive_failures = config.max_consecutive_failures;
+  manager_options.debounce = config.debounce;
   auto manager = scheduler::StreamTableManager::Open(manager_options, log->get(),
                                                      [&fences] { return fences.Emit(); });
   if (!manager.ok()) {
@@ -80,12 +114,30 @@ absl::Status Run(const ServiceConfig& config) {
     stream_thread.join();
     return manager.status();
   }
-  std::thread refresh_thread([&] {
-    while (!g_stop.load()) {
-      (*manager)->RunDueRefreshes(g_stop);
-      absl::SleepFor(absl::Milliseconds(20));
+  listener = manager->get();
+  status.SetCatalogReady();
+  status.Start();
+
+  // The admin RPC: from here on the CLI can create and drive stream tables.
+  AdminServiceOptions admin_options;
+  admin_options.dsn = config.dsn;
+  admin_options.auth_token = config.auth_token;
+  AdminService admin(admin_options, manager->get(), log->get(), [&fences] { return fences.Emit(); },
+                     &status);
+  std::unique_ptr<grpc::Server> grpc_server;
+  if (!config.grpc_address.empty()) {
+    int port = 0;
+    auto started = StartAdminServer({config.grpc_address}, &admin, &port);
+    if (!started.ok()) {
+      g_stop = true;
+      stream_thread.join();
+      return started.status();
     }
-  });
+    grpc_server = std::move(*started);
+    spdlog::info("admin RPC (trickle.admin.v1) on {}{}", config.grpc_address,
+                 config.auth_token.empty() ? "" : " (token required)");
+  }
+  std::thread refresh_thread([&] { (*manager)->RunScheduler(g_stop); });
 
   // Progress once in a while, so an operator sees the capture move.
   uint64_t last_txns = 0;
@@ -104,7 +156,13 @@ absl::Status Run(const ServiceConfig& config) {
     if (!stream_status.ok()) break;
   }
   g_stop = true;
-  refresh_thread.join();  // lets the refresh in flight commit or roll back
+  // Calls in flight get a moment to finish; then they are cancelled.
+  if (grpc_server) grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  status.Stop();
+  http.reset();
+  refresh_thread.join();
+  listener = nullptr;
+  manager->reset();  // the worker pool lets the refreshes in flight commit or roll back
   stream_thread.join();
   if (auto s = (*log)->Sync(); !s.ok()) spdlog::error("final sync: {}", s.ToString());
   spdlog::info("stopped; change log durable up to {}", FormatLsn((*log)->durable_lsn()));

@@ -1,0 +1,274 @@
+// The event-driven scheduler on a real PostgreSQL: change arrival wakes it,
+// the DAG orders refreshes across a worker pool, failures back off and
+// recover, the fuse blows and resets, AUTO switches to FULL under a spike,
+// and an SLA tier is promoted when its deadline is missed.
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "scheduler/stream_table_manager.h"
+#include "service/fence.h"
+#include "tests/integration/capture_fixture.h"
+
+namespace trickle::testing {
+namespace {
+
+using scheduler::CreateRequest;
+using scheduler::FuseAction;
+using scheduler::StreamTableManager;
+
+class SchedulerTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& name, scheduler::ManagerOptions options) {
+    runner_ = std::make_unique<CaptureRunner>(name);
+    runner_->capture().SetCommitListener([this](const storage::TransactionRecord& txn) {
+      if (auto* m = listener_.load()) m->OnSourceCommitted(txn);
+    });
+    runner_->Start();
+    fences_ = std::make_unique<service::FenceEmitter>(TestPostgres().Dsn(), &runner_->capture());
+    options.dsn = TestPostgres().Dsn();
+    options.publication_name = runner_->publication();
+    options.set_replica_identity = true;
+    auto manager = StreamTableManager::Open(options, &runner_->log(), [this] { return fences_->Emit(); });
+    ASSERT_TRUE(manager.ok()) << manager.status();
+    manager_ = std::move(*manager);
+    listener_ = manager_.get();
+    scheduler_ = std::thread([this] { manager_->RunScheduler(stop_); });
+  }
+  void TearDown() override {
+    stop_ = true;
+    if (scheduler_.joinable()) scheduler_.join();
+    listener_ = nullptr;
+    manager_.reset();
+    fences_.reset();
+    runner_.reset();
+  }
+  PgConnection& sql() { return runner_->sql(); }
+  void Exec(const std::string& q) {
+    auto r = sql().Exec(q);
+    ASSERT_TRUE(r.ok()) << q << ": " << r.status();
+  }
+  int64_t Scalar(const std::string& q) {
+    auto r = sql().Exec(q);
+    EXPECT_TRUE(r.ok()) << q << ": " << r.status();
+    return r.ok() && !r->IsNull(0, 0) ? std::stoll(std::string(r->Get(0, 0))) : -1;
+  }
+  std::string Text(const std::string& q) {
+    auto r = sql().Exec(q);
+    EXPECT_TRUE(r.ok()) << q << ": " << r.status();
+    return r.ok() && r->rows() > 0 ? std::string(r->Get(0, 0)) : "";
+  }
+  int64_t OracleDifferences(const std::string& st, const std::string& query) {
+    std::string cols = Text(absl::StrCat(
+        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '",
+        st, "'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%'"));
+    return Scalar(absl::StrCat("SELECT count(*) FROM ((SELECT ", cols, " FROM ", st, " EXCEPT ALL SELECT * FROM (",
+                               query, ") q) UNION ALL (SELECT * FROM (", query, ") q EXCEPT ALL SELECT ", cols,
+                               " FROM ", st, ")) d"));
+  }
+  // Waits until every stream table's frontier passes the WAL position of now
+  // (so every change committed so far is applied), by change arrival alone.
+  bool WaitCaughtUp(absl::Duration timeout = absl::Seconds(60)) {
+    std::string lsn = Text("SELECT pg_current_wal_lsn()::text");
+    absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      if (Scalar(absl::StrCat("SELECT count(*) FROM pgtrickle.stream_tables WHERE status = 'ACTIVE' AND "
+                              "(frontier IS NULL OR split_part(frontier, ';', 1)::pg_lsn < '", lsn, "')")) == 0) {
+        return true;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    return false;
+  }
+
+  std::unique_ptr<CaptureRunner> runner_;
+  std::unique_ptr<service::FenceEmitter> fences_;
+  std::unique_ptr<StreamTableManager> manager_;
+  std::atomic<StreamTableManager*> listener_{nullptr};
+  std::atomic<bool> stop_{false};
+  std::thread scheduler_;
+};
+
+TEST_F(SchedulerTest, DiamondWithFourWorkersIsExactAfterEveryRound) {
+  scheduler::ManagerOptions options;
+  options.max_parallel_workers = 4;
+  Start("sc_diamond", options);
+  Exec("CREATE TABLE sc_base (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO sc_base (k, v) SELECT g % 9, g % 17 FROM generate_series(1, 300) g;");
+  struct St { std::string name, query; };
+  std::vector<St> sts = {
+      {"sc_top", "SELECT id, k, v FROM sc_base WHERE v IS NOT NULL"},
+      {"sc_left", "SELECT k, sum(v) AS s FROM sc_top GROUP BY k"},
+      {"sc_right", "SELECT k, count(*) AS n FROM sc_top WHERE v % 2 = 0 GROUP BY k"},
+      {"sc_bottom", "SELECT k, s AS x FROM sc_left UNION ALL SELECT k, n FROM sc_right"},
+      {"sc_other", "SELECT v, count(*) AS n FROM sc_base GROUP BY v"},
+  };
+  for (const St& st : sts) {
+    auto c = manager_->Create({st.name, st.query, delta::RefreshMode::kAuto, "", false});
+    ASSERT_TRUE(c.ok()) << st.name << ": " << c.status();
+  }
+  std::mt19937 rng(11);
+  for (int round = 0; round < 8; ++round) {
+    std::string batch = "BEGIN;";
+    for (int i = 0; i < 6; ++i) {
+      absl::StrAppend(&batch, "INSERT INTO sc_base (k, v) VALUES (", rng() % 9, ", ", rng() % 17, ");",
+                      "UPDATE sc_base SET v = ", rng() % 17, ", k = ", rng() % 9, " WHERE id = ", 1 + rng() % 300, ";",
+                      "DELETE FROM sc_base WHERE id = ", 1 + rng() % 300, ";");
+    }
+    batch += "COMMIT";
+    Exec(batch);
+    ASSERT_TRUE(WaitCaughtUp()) << "round " << round;
+    for (const St& st : sts) ASSERT_EQ(OracleDifferences(st.name, st.query), 0) << st.name << " round " << round;
+  }
+  // Nothing changed: nothing refreshes.
+  int64_t before = Scalar("SELECT count(*) FROM pgtrickle.refresh_history");
+  absl::SleepFor(absl::Milliseconds(500));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pgtrickle.refresh_history"), before);
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pgtrickle.refresh_history WHERE error IS NOT NULL"), 0);
+}
+
+TEST_F(SchedulerTest, KilledWorkerBackendsAreRetriedAndOthersKeepTheirPace) {
+  scheduler::ManagerOptions options;
+  options.max_parallel_workers = 2;
+  options.backoff_base = absl::Milliseconds(50);
+  options.backoff_cap = absl::Milliseconds(400);
+  options.max_consecutive_failures = 1000;
+  Start("sc_kill", options);
+  Exec("CREATE TABLE sc_k (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO sc_k (k, v) SELECT g % 5, g FROM generate_series(1, 20000) g;");
+  const std::string q1 = "SELECT k, count(*) AS n, sum(v) AS s FROM sc_k GROUP BY k";
+  const std::string q2 = "SELECT k, max(v) AS m FROM sc_k GROUP BY k";
+  // verify makes each refresh long enough to be killed in the middle.
+  ASSERT_TRUE(manager_->Create({"sc_kill_1", q1, delta::RefreshMode::kDifferential, "", true}).ok());
+  ASSERT_TRUE(manager_->Create({"sc_kill_2", q2, delta::RefreshMode::kDifferential, "", false}).ok());
+  int killed = 0;
+  for (int i = 0; i < 40; ++i) {
+    Exec("UPDATE sc_k SET v = v + 1 WHERE id % 50 = " + std::to_string(i % 50));
+    absl::SleepFor(absl::Milliseconds(15));
+    killed += Scalar("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE application_name LIKE 'trickle-worker-%' AND state = 'active'"
+                     " AND query NOT LIKE '%pg_logical_emit_message%') t");
+  }
+  ASSERT_TRUE(WaitCaughtUp()) << "did not recover after " << killed << " killed backends";
+  EXPECT_GT(killed, 0) << "no refresh was caught in flight";
+  EXPECT_EQ(OracleDifferences("sc_kill_1", q1), 0);
+  EXPECT_EQ(OracleDifferences("sc_kill_2", q2), 0);
+  EXPECT_GT(Scalar("SELECT count(*) FROM pgtrickle.refresh_history WHERE error IS NOT NULL"), 0);
+  EXPECT_EQ(Text("SELECT string_agg(status, ',') FROM pgtrickle.stream_tables"), "ACTIVE,ACTIVE");
+}
+
+TEST_F(SchedulerTest, FuseBlowsAndEachResetWorks) {
+  scheduler::ManagerOptions options;
+  options.max_parallel_workers = 1;
+  Start("sc_fuse", options);
+  Exec("CREATE TABLE sc_f (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO sc_f (k, v) SELECT g % 4, g FROM generate_series(1, 100) g;");
+  const std::string q = "SELECT k, count(*) AS n, sum(v) AS s FROM sc_f GROUP BY k";
+  CreateRequest req{"sc_fuse_st", q, delta::RefreshMode::kDifferential, "", false};
+  req.fuse.max_rows = 50;
+  ASSERT_TRUE(manager_->Create(req).ok());
+  auto blow = [&] {
+    Exec("INSERT INTO sc_f (k, v) SELECT g % 4, g FROM generate_series(1, 80) g");
+    for (int i = 0; i < 300 && Text("SELECT status FROM pgtrickle.stream_tables") != "SUSPENDED"; ++i) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_EQ(Text("SELECT status FROM pgtrickle.stream_tables"), "SUSPENDED");
+    ASSERT_EQ(Text("SELECT fuse_state FROM pgtrickle.stream_tables"), "BLOWN");
+    EXPECT_EQ(Scalar("SELECT fuse_delta_rows FROM pgtrickle.stream_tables"), 80);
+    EXPECT_NE(Text("SELECT fuse_reason FROM pgtrickle.stream_tables").find("80 rows"), std::string::npos);
+    // While blown: nothing applied.
+    EXPECT_NE(OracleDifferences("sc_fuse_st", q), 0);
+  };
+  // Small changes pass.
+  Exec("INSERT INTO sc_f (k, v) VALUES (1, 1)");
+  ASSERT_TRUE(WaitCaughtUp());
+  EXPECT_EQ(OracleDifferences("sc_fuse_st", q), 0);
+
+  blow();
+  auto apply = manager_->ResetFuse("sc_fuse_st", FuseAction::kApply);
+  ASSERT_TRUE(apply.ok()) << apply.status();
+  EXPECT_EQ(apply->history.action, "DIFFERENTIAL");
+  EXPECT_EQ(OracleDifferences("sc_fuse_st", q), 0);
+  EXPECT_EQ(Text("SELECT status || '/' || fuse_state FROM pgtrickle.stream_tables"), "ACTIVE/OK");
+
+  blow();
+  auto reinit = manager_->ResetFuse("sc_fuse_st", FuseAction::kReinitialize);
+  ASSERT_TRUE(reinit.ok()) << reinit.status();
+  EXPECT_EQ(reinit->history.action, "FULL");
+  EXPECT_EQ(OracleDifferences("sc_fuse_st", q), 0);
+
+  blow();
+  auto skip = manager_->ResetFuse("sc_fuse_st", FuseAction::kSkipChanges);
+  ASSERT_TRUE(skip.ok()) << skip.status();
+  EXPECT_EQ(skip->history.action, "SKIPPED");
+  EXPECT_GT(Scalar("SELECT count(*) FROM pgtrickle.refresh_history WHERE action = 'SKIPPED'"
+                   " AND reason LIKE '%80 delta rows%discarded%'"), 0);
+  EXPECT_NE(OracleDifferences("sc_fuse_st", q), 0) << "skip_changes must not apply the delta";
+  ASSERT_TRUE(manager_->RefreshNow("sc_fuse_st", scheduler::RefreshKind::kFull).ok());
+  EXPECT_EQ(OracleDifferences("sc_fuse_st", q), 0);
+  EXPECT_EQ(manager_->ResetFuse("sc_fuse_st", FuseAction::kApply).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SchedulerTest, AutoSwitchesToFullUnderASpike) {
+  scheduler::ManagerOptions options;
+  options.max_parallel_workers = 1;
+  Start("sc_auto", options);
+  Exec("CREATE TABLE sc_a (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO sc_a (k, v) SELECT g % 100, g FROM generate_series(1, 30000) g;");
+  const std::string q = "SELECT k, count(*) AS n, sum(v) AS s FROM sc_a GROUP BY k";
+  ASSERT_TRUE(manager_->Create({"sc_auto_st", q, delta::RefreshMode::kAuto, "", false}).ok());
+  // Real differential refreshes first, then a synthetic history that fixes
+  // the cost line (1 ms + 0.01 ms/row) and the last FULL cost (50 ms), so the
+  // decision below does not depend on this machine's speed.
+  for (int rows : {5, 20}) {
+    Exec("UPDATE sc_a SET v = v + 1 WHERE id <= " + std::to_string(rows));
+    ASSERT_TRUE(WaitCaughtUp());
+  }
+  Exec("INSERT INTO pgtrickle.refresh_history (stream_table_id, started_at, action, delta_rows, duration_ms)"
+       " SELECT id, now(), 'DIFFERENTIAL', g * 250, 1 + 0.01 * g * 250"
+       " FROM pgtrickle.stream_tables, generate_series(1, 20) g;"
+       "INSERT INTO pgtrickle.refresh_history (stream_table_id, started_at, action, duration_ms)"
+       " SELECT id, now(), 'FULL', 50 FROM pgtrickle.stream_tables");
+  // A small change stays differential: predicted ~1.4 ms < 1.5 x 50 ms.
+  Exec("UPDATE sc_a SET v = v + 1 WHERE id <= 20");
+  ASSERT_TRUE(WaitCaughtUp());
+  EXPECT_EQ(Text("SELECT action FROM pgtrickle.refresh_history ORDER BY id DESC LIMIT 1"), "DIFFERENTIAL");
+  // The spike: every row changes.
+  Exec("UPDATE sc_a SET v = v + 1");
+  ASSERT_TRUE(WaitCaughtUp());
+  EXPECT_EQ(Text("SELECT action || ':' || coalesce(reason, '') FROM pgtrickle.refresh_history ORDER BY id DESC LIMIT 1"),
+            "FULL:predicted_cost_exceeds_full");
+  EXPECT_EQ(OracleDifferences("sc_auto_st", q), 0);
+  auto status = manager_->GetStatus("sc_auto_st");
+  ASSERT_TRUE(status.ok());
+  EXPECT_GE(status->scheduler.cost.samples, 5);
+  EXPECT_GT(status->scheduler.cost.slope_ms_per_row, 0);
+  EXPECT_GE(Scalar("SELECT cost_samples FROM pgtrickle.pg_stat_stream_tables"), 5);
+}
+
+TEST_F(SchedulerTest, SlaTierIsPromotedWithinThreeCyclesWhenDeadlinesAreMissed) {
+  scheduler::ManagerOptions options;
+  options.max_parallel_workers = 1;
+  options.injected_refresh_delay = absl::Milliseconds(800);
+  Start("sc_sla", options);
+  Exec("CREATE TABLE sc_s (id serial PRIMARY KEY, v int)");
+  CreateRequest req{"sc_sla_st", "SELECT count(*) AS n FROM sc_s", delta::RefreshMode::kAuto, "", false};
+  req.sla = absl::Milliseconds(1500);  // warm (1 s gap) fits on paper; with the delay it misses
+  ASSERT_TRUE(manager_->Create(req).ok());
+  auto tier = [&] { return manager_->GetStatus("sc_sla_st")->scheduler.tier; };
+  ASSERT_TRUE(tier().has_value());
+  EXPECT_EQ(*tier(), scheduler::Tier::kWarm);
+  int cycles = 0;
+  while (cycles < 3 && *tier() != scheduler::Tier::kHot) {
+    Exec("INSERT INTO sc_s (v) VALUES (1)");
+    ASSERT_TRUE(WaitCaughtUp());
+    ++cycles;
+  }
+  EXPECT_EQ(*tier(), scheduler::Tier::kHot) << "not promoted after " << cycles << " cycles";
+  EXPECT_EQ(Text("SELECT tier FROM pgtrickle.stream_tables"), "hot");
+}
+
+}  // namespace
+}  // namespace trickle::testing
