@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -12,6 +14,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "spdlog/spdlog.h"
 
@@ -48,13 +51,63 @@ ABSL_FLAG(absl::Duration, sync_interval, absl::Milliseconds(100),
           "Group-commit interval: the change log is fsynced at least this often while "
           "changes arrive. Default 100ms. Env TRICKLE_SYNC_INTERVAL.");
 
+ABSL_FLAG(std::string, grpc_address, "127.0.0.1:7433",
+          "host:port of the admin RPC (gRPC, trickle.admin.v1; the trickle CLI talks to it). "
+          "Default 127.0.0.1:7433 (loopback only); \"\" disables it. Restart to change. "
+          "Env TRICKLE_GRPC_ADDRESS.");
+ABSL_FLAG(std::string, http_address, "127.0.0.1:7434",
+          "host:port of the HTTP endpoints /metrics, /healthz and /readyz. Default "
+          "127.0.0.1:7434; use 0.0.0.0:7434 where Prometheus scrapes from elsewhere; \"\" "
+          "disables it. Restart to change. Env TRICKLE_HTTP_ADDRESS.");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File holding the bearer token every admin RPC except GetHealth must present "
+          "(surrounding whitespace ignored). The token may instead be given in "
+          "TRICKLE_AUTH_TOKEN. Default none: no authentication. Restart to change. "
+          "Env TRICKLE_AUTH_TOKEN_FILE.");
+
+ABSL_FLAG(int, max_parallel_workers, 2,
+          "Refresh workers, each with its own connection (0 = refresh serially in the "
+          "coordinator; at most 32). Default 2. Restart to change. Env TRICKLE_MAX_PARALLEL_WORKERS.");
+ABSL_FLAG(int, max_consecutive_failures, 5,
+          "After this many consecutive failed refreshes a stream table's status becomes ERROR "
+          "(definite errors such as a dropped source do so at once). Default 5. "
+          "Env TRICKLE_MAX_CONSECUTIVE_FAILURES.");
+ABSL_FLAG(absl::Duration, debounce, absl::Milliseconds(10),
+          "How long an on-change stream table waits after the first change arrives, to coalesce "
+          "bursts. Default 10ms. Env TRICKLE_DEBOUNCE.");
+
 namespace trickle::service {
 namespace {
 
 constexpr const char* kEnvFlags[] = {"dsn",           "slot_name",        "publication_name",
                                      "data_dir",      "log_level",        "create_missing",
                                      "set_replica_identity", "protocol_version",
-                                     "status_interval", "sync_interval"};
+                                     "status_interval", "sync_interval",
+                                     "grpc_address",  "http_address",     "auth_token_file"};
+
+// The admin RPC's token: from the file, or TRICKLE_AUTH_TOKEN (not both).
+absl::StatusOr<std::string> ReadAuthToken(const std::string& file) {
+  const char* env = std::getenv("TRICKLE_AUTH_TOKEN");
+  if (!file.empty() && env != nullptr && *env != '\0') {
+    return absl::InvalidArgumentError(
+        "both --auth-token-file and TRICKLE_AUTH_TOKEN are set; keep one");
+  }
+  std::string token;
+  if (!file.empty()) {
+    std::ifstream in(file);
+    if (!in) {
+      return absl::InvalidArgumentError(absl::StrCat("--auth-token-file=", file,
+                                                     ": cannot read it (does it exist, is it readable?)"));
+    }
+    token.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (std::string(absl::StripAsciiWhitespace(token)).empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--auth-token-file=", file, " is empty"));
+    }
+  } else if (env != nullptr) {
+    token = env;
+  }
+  return std::string(absl::StripAsciiWhitespace(token));
+}
 
 absl::Status ApplyEnvironment() {
   for (const char* name : kEnvFlags) {
@@ -113,6 +166,25 @@ absl::StatusOr<ServiceConfig> ParseConfig(int argc, char** argv) {
   config.protocol_version = absl::GetFlag(FLAGS_protocol_version);
   config.status_interval = absl::GetFlag(FLAGS_status_interval);
   config.sync_interval = absl::GetFlag(FLAGS_sync_interval);
+  config.max_parallel_workers = absl::GetFlag(FLAGS_max_parallel_workers);
+  config.max_consecutive_failures = absl::GetFlag(FLAGS_max_consecutive_failures);
+  config.debounce = absl::GetFlag(FLAGS_debounce);
+  if (config.max_parallel_workers < 0 || config.max_parallel_workers > 32) {
+    return absl::InvalidArgumentError(absl::StrCat("--max-parallel-workers=", config.max_parallel_workers,
+                                                   " is outside 0..32"));
+  }
+  if (config.max_consecutive_failures < 1) {
+    return absl::InvalidArgumentError("--max-consecutive-failures must be at least 1");
+  }
+  config.grpc_address = absl::GetFlag(FLAGS_grpc_address);
+  config.http_address = absl::GetFlag(FLAGS_http_address);
+  auto token = ReadAuthToken(absl::GetFlag(FLAGS_auth_token_file));
+  if (!token.ok()) return token.status();
+  config.auth_token = *token;
+  if (!config.grpc_address.empty() && config.grpc_address.find(':') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--grpc-address=", config.grpc_address, " is not host:port, e.g. 127.0.0.1:7433"));
+  }
 
   if (config.dsn.empty()) {
     return absl::InvalidArgumentError(

@@ -22,6 +22,15 @@ struct ServiceConfig {
   int protocol_version = 1;
   absl::Duration status_interval;
   absl::Duration sync_interval;
+  int max_parallel_workers = 2;
+  int max_consecutive_failures = 5;
+  absl::Duration debounce;
+  // Admin RPC and HTTP endpoints ("" disables one).
+  std::string grpc_address;
+  std::string http_address;
+  // Bearer token for the admin RPC (from --auth-token-file or
+  // TRICKLE_AUTH_TOKEN); empty = no authentication.
+  std::string auth_token;
 };
 
 // Parses argv (handles --help) after applying TRICKLE_* environment variables;
