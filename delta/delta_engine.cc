@@ -1,5 +1,6 @@
 #include "delta/delta_engine.h"
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -810,19 +811,35 @@ absl::StatusOr<QueryReferences> ListQueryReferences(const std::string& query) {
     return true;
   };
   TRICKLE_RETURN_IF_ERROR(WalkNodes(&tree, collect_ctes));
-  auto collect = [&](Node* n) -> absl::StatusOr<bool> {
-    if (n->has_range_var()) {
-      const auto& rv = n->range_var();
-      if (!(rv.schemaname().empty() && ctes.count(rv.relname()))) {
-        bool seen = false;
-        for (const auto& r : refs.relations) seen |= r.schema == rv.schemaname() && r.name == rv.relname();
-        if (!seen) refs.relations.push_back({rv.schemaname(), rv.relname()});
+  auto add_relation = [&](const pg_query::RangeVar& rv) {
+    if (rv.schemaname().empty() && ctes.count(rv.relname())) return;
+    for (const auto& r : refs.relations) {
+      if (r.schema == rv.schemaname() && r.name == rv.relname()) return;
+    }
+    refs.relations.push_back({rv.schemaname(), rv.relname()});
+  };
+  // RangeVars appear both as tree nodes (FROM items) and as plain fields
+  // (INSERT/MERGE targets, CREATE TABLE AS): walk every message.
+  std::function<void(const google::protobuf::Message&)> walk = [&](const google::protobuf::Message& m) {
+    if (m.GetDescriptor() == pg_query::RangeVar::descriptor()) {
+      add_relation(static_cast<const pg_query::RangeVar&>(m));
+    }
+    if (m.GetDescriptor() == pg_query::FuncCall::descriptor()) {
+      functions.insert(FunctionName(static_cast<const pg_query::FuncCall&>(m)));
+    }
+    const auto* r = m.GetReflection();
+    std::vector<const google::protobuf::FieldDescriptor*> fields;
+    r->ListFields(m, &fields);
+    for (const auto* f : fields) {
+      if (f->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE) continue;
+      if (f->is_repeated()) {
+        for (int i = 0; i < r->FieldSize(m, f); ++i) walk(r->GetRepeatedMessage(m, f, i));
+      } else {
+        walk(r->GetMessage(m, f));
       }
     }
-    if (n->has_func_call()) functions.insert(FunctionName(n->func_call()));
-    return true;
   };
-  TRICKLE_RETURN_IF_ERROR(WalkNodes(&tree, collect));
+  walk(tree);
   refs.functions.assign(functions.begin(), functions.end());
   return refs;
 }

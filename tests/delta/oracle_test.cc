@@ -122,6 +122,31 @@ const std::vector<OracleCase>& Cases() {
       {"scalar_subquery_select", "SELECT id, amount, (SELECT max(amount) FROM orders) AS top FROM orders WHERE status = 'paid'"},
       {"scalar_subquery_where", "SELECT id, amount FROM orders WHERE amount > (SELECT avg(amount) FROM orders)"},
       {"exists_uncorrelated", "SELECT k, v FROM events WHERE EXISTS (SELECT 1 FROM audit WHERE v = 'z')"},
+      // --- nested non-linear operators ----------------------------------------------------
+      {"nested_intersect_join",
+       "SELECT x.k, count(*) AS n FROM (SELECT k FROM events INTERSECT SELECT k FROM audit) x "
+       "JOIN events e ON e.k = x.k GROUP BY x.k"},
+      {"nested_except_all", "SELECT s.k, s.v FROM (SELECT k, v FROM events EXCEPT ALL SELECT k, v FROM audit) s WHERE s.k > 2"},
+      {"nested_distinct_join",
+       "SELECT d.region, c.id FROM (SELECT DISTINCT region FROM customers WHERE tier = 2) d "
+       "JOIN customers c ON c.region = d.region"},
+      {"nested_left_join_in_aggregate",
+       "SELECT s.region, count(*) AS n, count(s.oid) AS with_orders FROM "
+       "(SELECT c.region, o.id AS oid FROM customers c LEFT JOIN orders o ON o.cust_id = c.id AND o.amount > 40) s "
+       "GROUP BY s.region"},
+      {"exists_same_table",
+       "SELECT o.id, o.cust_id FROM orders o WHERE EXISTS (SELECT 1 FROM orders o2 WHERE o2.cust_id = o.cust_id "
+       "AND o2.id <> o.id AND o2.status = 'paid')"},
+      {"union_then_aggregate",
+       "SELECT k, count(*) AS n, count(DISTINCT v) AS vs FROM (SELECT k, v FROM events UNION ALL SELECT k, v FROM audit) u "
+       "GROUP BY k"},
+      {"min_max_over_join_nested",
+       "SELECT c.region, max(t.total) AS best FROM customers c JOIN "
+       "(SELECT cust_id, sum(amount) AS total FROM orders GROUP BY cust_id) t ON t.cust_id = c.id GROUP BY c.region"},
+      {"not_exists_keyless", "SELECT l.order_id, l.sku FROM lines l WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.sku = l.sku)"},
+      {"scalar_subquery_in_join_filter",
+       "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id "
+       "WHERE o.amount >= (SELECT avg(amount) FROM orders WHERE status = 'paid')"},
       // --- hostile identifiers ----------------------------------------------------------------
       {"hostile_names",
        "SELECT \"select\", \"a\"\"b\" AS \"From\", \"Group\" FROM \"Odd Schema\".\"we\"\"ird\" WHERE \"Group\" IS NOT NULL"},
