@@ -96,4 +96,35 @@ std::vector<StreamTableId> Dag::Downstream(StreamTableId id) const {
   return out;
 }
 
+std::vector<StreamTableId> ChooseDispatch(const std::vector<DispatchCandidate>& candidates, const Dag& dag,
+                                          absl::Time now, int capacity, absl::Time* next_wake) {
+  absl::flat_hash_set<StreamTableId> wanted, running;
+  absl::flat_hash_map<StreamTableId, const DispatchCandidate*> by_id;
+  by_id.reserve(candidates.size());
+  for (const DispatchCandidate& c : candidates) {
+    by_id[c.id] = &c;
+    if (c.running) running.insert(c.id);
+    if (!c.needs_refresh) continue;
+    if (c.due <= now) {
+      wanted.insert(c.id);
+    } else if (!c.pulled_by_readers) {
+      *next_wake = std::min(*next_wake, c.due);
+    }
+  }
+  // 'downstream' stream tables refresh when something that reads them does.
+  std::vector<StreamTableId> pull(wanted.begin(), wanted.end());
+  while (!pull.empty()) {
+    StreamTableId id = pull.back();
+    pull.pop_back();
+    for (StreamTableId up : dag.Upstreams(id)) {
+      auto it = by_id.find(up);
+      if (it == by_id.end() || !it->second->pulled_by_readers || !it->second->needs_refresh) continue;
+      if (wanted.insert(up).second) pull.push_back(up);
+    }
+  }
+  std::vector<StreamTableId> ready = dag.Ready(wanted, running);
+  if (static_cast<int>(ready.size()) > capacity) ready.resize(std::max(capacity, 0));
+  return ready;
+}
+
 }  // namespace trickle::scheduler

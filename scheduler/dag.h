@@ -10,6 +10,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 
 namespace trickle::scheduler {
 
@@ -40,5 +41,20 @@ class Dag {
   absl::flat_hash_map<StreamTableId, std::vector<StreamTableId>> upstreams_;
   absl::flat_hash_map<StreamTableId, std::vector<StreamTableId>> readers_;
 };
+
+// One stream table as a scheduler tick sees it.
+struct DispatchCandidate {
+  StreamTableId id = 0;
+  bool needs_refresh = false;       // ACTIVE, fuse intact, not running, something pending
+  bool running = false;
+  bool pulled_by_readers = false;   // schedule 'downstream': due when a reader is
+  absl::Time due = absl::InfiniteFuture();
+};
+
+// The decision of one tick, pure: which stream tables to dispatch now (at
+// most `capacity`, upstreams before readers, no level barrier) and when to
+// look again (the earliest future due time, or `*next_wake` if sooner).
+std::vector<StreamTableId> ChooseDispatch(const std::vector<DispatchCandidate>& candidates, const Dag& dag,
+                                          absl::Time now, int capacity, absl::Time* next_wake);
 
 }  // namespace trickle::scheduler

@@ -856,33 +856,20 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
         }
       }
       absl::Time now = absl::Now();
-      absl::flat_hash_set<int64_t> wanted, running;
+      std::vector<DispatchCandidate> candidates;
+      candidates.reserve(entries_.size());
       for (auto& [id, e] : entries_) {
-        if (e.running) running.insert(id);
-        if (!NeedsRefreshLocked(e)) continue;
-        absl::Time due = DueAtLocked(e);
-        if (due <= now) {
-          wanted.insert(id);
-        } else {
-          next_wake = std::min(next_wake, due);
-        }
-      }
-      // 'downstream' stream tables refresh when something that reads them does.
-      std::vector<int64_t> pull(wanted.begin(), wanted.end());
-      while (!pull.empty()) {
-        int64_t id = pull.back();
-        pull.pop_back();
-        for (int64_t up : dag_.Upstreams(id)) {
-          auto it = entries_.find(up);
-          if (it == entries_.end() || it->second.schedule.kind != Schedule::kDownstream) continue;
-          if (NeedsRefreshLocked(it->second) && it->second.next_retry <= now && wanted.insert(up).second) {
-            pull.push_back(up);
-          }
-        }
+        DispatchCandidate c;
+        c.id = id;
+        c.running = e.running;
+        c.needs_refresh = NeedsRefreshLocked(e);
+        c.pulled_by_readers = e.schedule.kind == Schedule::kDownstream;
+        if (c.needs_refresh) c.due = DueAtLocked(e);
+        if (c.pulled_by_readers && c.needs_refresh && e.next_retry > now) c.needs_refresh = false;
+        candidates.push_back(c);
       }
       int capacity = pool_ ? pool_->size() - pool_->busy() : 1;
-      for (int64_t id : dag_.Ready(wanted, running)) {
-        if (capacity-- <= 0) break;
+      for (int64_t id : ChooseDispatch(candidates, dag_, now, capacity, &next_wake)) {
         Entry& e = entries_.at(id);
         tasks.push_back({e.table, std::max(DueAtLocked(e), e.last_start), e.dirty_since});
         e.running = true;

@@ -57,5 +57,35 @@ TEST(DagTest, DownstreamAndRemoval) {
   EXPECT_EQ(dag.Ready({4}, {}), (std::vector<StreamTableId>{4}));
 }
 
+TEST(ChooseDispatchTest, DueReadyCapacityAndDownstreamPull) {
+  Dag dag = Diamond();
+  absl::Time now = absl::FromUnixSeconds(1000);
+  auto at = [&](int s) { return now + absl::Seconds(s); };
+  std::vector<DispatchCandidate> c = {
+      {1, true, false, false, at(0)},   // due
+      {2, true, false, false, at(-1)},  // due but waits for 1
+      {3, false, false, false, at(0)},  // nothing pending
+      {4, true, false, false, at(5)},   // not yet due: sets the wake-up
+      {5, true, false, false, at(0)},
+  };
+  absl::Time wake = at(100);
+  EXPECT_EQ(ChooseDispatch(c, dag, now, 8, &wake), (std::vector<StreamTableId>{1, 5}));
+  EXPECT_EQ(wake, at(5));
+  // Capacity bounds the dispatch.
+  wake = at(100);
+  EXPECT_EQ(ChooseDispatch(c, dag, now, 1, &wake).size(), 1u);
+  // 1 is 'downstream': pulled in by its due reader 2, and dispatched first.
+  std::vector<DispatchCandidate> pulled = {
+      {1, true, false, true, absl::InfiniteFuture()},
+      {2, true, false, false, at(0)},
+  };
+  wake = at(100);
+  EXPECT_EQ(ChooseDispatch(pulled, dag, now, 8, &wake), (std::vector<StreamTableId>{1}));
+  EXPECT_EQ(wake, at(100));  // a 'downstream' table never wakes the tick by itself
+  // Running upstreams hold their readers back.
+  std::vector<DispatchCandidate> running = {{1, false, true, false, at(0)}, {2, true, false, false, at(0)}};
+  EXPECT_TRUE(ChooseDispatch(running, dag, now, 8, &wake).empty());
+}
+
 }  // namespace
 }  // namespace trickle::scheduler
