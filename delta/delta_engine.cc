@@ -118,10 +118,18 @@ class PlanBuilder {
 
   absl::StatusOr<StoragePlan> Build() {
     const Op& top = *q_.root;
-    if (top.kind == OpKind::kProject && top.inputs[0]->kind == OpKind::kAggregate) {
-      bool algebraic = true;
-      for (const auto& a : top.inputs[0]->aggs) algebraic &= IsAlgebraic(a);
-      if (algebraic) return AggregateAlgebraic(top, *top.inputs[0]);
+    if (top.kind == OpKind::kProject) {
+      const Op* post = top.inputs[0].get();  // the aggregate, or HAVING over it
+      const Op* agg = post;
+      if (agg->kind == OpKind::kFilter && agg->inputs[0]->kind == OpKind::kAggregate) {
+        agg = agg->inputs[0].get();
+      }
+      if (agg->kind == OpKind::kAggregate) {
+        bool algebraic = post == agg;
+        for (const auto& a : agg->aggs) algebraic &= IsAlgebraic(a);
+        if (algebraic) return AggregateAlgebraic(top, *agg);
+        if (!agg->group_exprs.empty()) return AggregateRecompute(top, *post, *agg);
+      }
     }
     if (top.kind == OpKind::kDistinct) return DistinctCount(top);
     if (top.key.has_value()) return Keyed(top);
@@ -138,6 +146,7 @@ class PlanBuilder {
   StoragePlan Keyed(const Op& top);
   StoragePlan Multiset(const Op& top);
   StoragePlan AggregateAlgebraic(const Op& project, const Op& agg);
+  StoragePlan AggregateRecompute(const Op& project, const Op& post, const Op& agg);
   StoragePlan DistinctCount(const Op& distinct);
 
   const StreamTableSpec& spec_;
@@ -497,6 +506,103 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   f.from.push_back(b::Table("", ns_name, "i"));
   p.delta_final = f.Build();
   (void)count_col;
+  return p;
+}
+
+// GROUP BY with other aggregates (MIN, MAX, COUNT(DISTINCT), numeric or
+// floating SUM/AVG, ...) or HAVING: the groups the input delta touches are
+// recomputed from the live tables (the aggregate's input restricted to those
+// group keys, pushed down to index scans) and replace their storage rows; a
+// touched group that no longer exists (or fails HAVING) is deleted. The
+// storage table is the old state, so no pre-state is evaluated.
+StoragePlan PlanBuilder::AggregateRecompute(const Op& project, const Op& post, const Op& agg) {
+  StoragePlan p;
+  p.mode = "group recompute: touched groups recomputed from the live tables, replacing their rows";
+  const int g = agg.group_exprs.size();
+  auto vis = Visible(project);
+  for (size_t j = 0; j < vis.size(); ++j) p.columns.push_back({names_[j], false});
+  std::vector<int> group_storage(g, -1);
+  std::vector<bool> identity_visible(vis.size(), false);
+  bool nullable = false;
+  for (int j = 0; j < g; ++j) {
+    for (size_t v = 0; v < vis.size(); ++v) {
+      const Node& e = project.exprs[vis[v]];
+      if (e.has_column_ref() && CanonicalKey(e) == CanonicalKey(Ref("i", j))) {
+        group_storage[j] = v;
+        identity_visible[v] = true;
+        break;
+      }
+    }
+    if (group_storage[j] < 0) {
+      p.columns.push_back({absl::StrCat("__pgt_g", j + 1), true});
+      group_storage[j] = p.columns.size() - 1;
+    }
+    p.identity.push_back(group_storage[j]);
+    nullable |= !agg.columns[j].not_null;
+  }
+  if (nullable) {
+    p.columns.push_back({kRowId, true});
+    p.row_id = p.columns.size() - 1;
+  }
+  p.strategy_overrides[agg.id] =
+      "group recompute: the touched groups are aggregated again from the live tables";
+  auto rows = [&](Node input, bool keys) {
+    b::Select s;
+    b::NodeList groups;
+    for (int j = 0; j < g; ++j) groups.push_back(Ref("i", j));
+    for (size_t v = 0; v < vis.size(); ++v) s.targets.push_back(b::Target(project.exprs[vis[v]], names_[v]));
+    for (int j = 0; j < g; ++j) {
+      if (group_storage[j] >= static_cast<int>(vis.size())) {
+        s.targets.push_back(b::Target(Ref("i", j), p.columns[group_storage[j]].name));
+      }
+    }
+    if (keys) {
+      for (int j = 0; j < g; ++j) s.targets.push_back(b::Target(Ref("i", j), absl::StrCat("__pgt_key", j + 1)));
+      s.targets.push_back(b::Target(b::RowHash(groups), "__pgt_h"));
+    } else if (nullable) {
+      s.targets.push_back(b::Target(b::RowHash(groups), kRowId));
+    }
+    s.from.push_back(b::Subquery(std::move(input), "i"));
+    return s.Build();
+  };
+  p.full_select = rows(gen_.Eval(post, State::kPost), false);
+
+  std::string din = gen_.Delta(*agg.inputs[0]);
+  b::Select k;
+  for (int j = 0; j < g; ++j) k.targets.push_back(b::Target(agg.group_exprs[j], absl::StrCat("k", j + 1)));
+  k.distinct = true;
+  k.from.push_back(b::Table("", din, "i"));
+  std::string kname = gen_.AddCte("k", k.Build());
+  Restriction r;
+  for (int j = 0; j < g; ++j) {
+    r.exprs.push_back(Ref("i", j));
+    r.nullable.push_back(!agg.columns[j].not_null);
+  }
+  r.keys_cte = kname;
+  std::string nname = gen_.AddCte("r", rows(gen_.Eval(post, State::kPost, &r), true));
+  b::NodeList kvals, match;
+  for (int j = 0; j < g; ++j) kvals.push_back(b::Col("k", absl::StrCat("k", j + 1)));
+  match.push_back(b::Eq(b::Col("n", "__pgt_h"), b::RowHash(kvals)));
+  for (int j = 0; j < g; ++j) {
+    match.push_back(b::IsNotDistinct(b::Col("n", absl::StrCat("__pgt_key", j + 1)), kvals[j]));
+  }
+  b::Select f;
+  for (size_t c = 0; c < p.columns.size(); ++c) {
+    if (static_cast<int>(c) == p.row_id) {
+      f.targets.push_back(b::Target(b::RowHash(kvals), kRowId));
+      continue;
+    }
+    int group = -1;
+    for (int j = 0; j < g; ++j) {
+      if (group_storage[j] == static_cast<int>(c)) group = j;
+    }
+    Node v = group >= 0 ? kvals[group] : b::Col("n", p.columns[c].name);
+    f.targets.push_back(b::Target(v, p.columns[c].name));
+  }
+  f.targets.push_back(b::Target(OpColumn(b::IsNull(b::Col("n", "__pgt_h"))), kOp));
+  f.from.push_back(b::Join(pg_query::JOIN_LEFT, b::Table("", kname, "k"), b::Table("", nname, "n"),
+                           b::And(std::move(match))));
+  p.delta_final = f.Build();
   return p;
 }
 

@@ -228,6 +228,31 @@ Node SqlGenerator::Eval(const Op& op, State state, const Restriction* r) {
       }
       break;
     }
+    case OpKind::kAggregate: {
+      // On group columns only: restrict the input by the group expressions,
+      // so only the touched groups are aggregated.
+      const int g = op.group_exprs.size();
+      std::set<int> refs;
+      for (const auto& e : r->exprs) CollectRefs(e, "i", &refs);
+      if (g > 0 && !refs.empty() && *refs.rbegin() < g) {
+        Restriction pushed;
+        for (const auto& e : r->exprs) pushed.exprs.push_back(Substitute(e, "i", op.group_exprs));
+        pushed.nullable = r->nullable;
+        pushed.keys_cte = r->keys_cte;
+        return Build(op, state, {&pushed});
+      }
+      break;
+    }
+    case OpKind::kDistinct: {
+      // Output column k is the input's k-th visible column.
+      std::vector<Node> vis;
+      for (int k : VisibleColumns(*op.inputs[0])) vis.push_back(Ref("i", k));
+      Restriction pushed;
+      for (const auto& e : r->exprs) pushed.exprs.push_back(Substitute(e, "i", vis));
+      pushed.nullable = r->nullable;
+      pushed.keys_cte = r->keys_cte;
+      return Build(op, state, {&pushed});
+    }
     default:
       break;
   }
