@@ -1010,6 +1010,36 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
           " uses the prefix __pgt_, which the engine reserves for its own columns"));
     }
   }
+  // Types without an equality operator cannot be grouped, compared or
+  // matched: refuse them where the engine needs equality (output rows, and
+  // every column of a source without a key, whose pre-state is EXCEPT ALL).
+  auto no_equality = [](const std::string& type) {
+    static const std::set<std::string> kTypes = {"json", "xml", "point", "line", "lseg", "box",
+                                                 "path", "polygon", "circle", "json[]", "xml[]"};
+    return kTypes.count(type) > 0;
+  };
+  for (size_t k = 0, v = 0; k < q.root->columns.size(); ++k) {
+    const auto& c = q.root->columns[k];
+    if (c.hidden) continue;
+    if (no_equality(c.type)) {
+      return not_differential(absl::StrCat("output column \"", names[v], "\" of type ", c.type,
+                                           " (no equality operator; jsonb or a cast to text has one)"),
+                              0);
+    }
+    ++v;
+  }
+  for (const auto& src : q.sources) {
+    if (!src.key.empty()) continue;
+    const RelationFacts* rel = FindFacts(facts, src.schema, src.name);
+    for (const auto& c : rel != nullptr ? rel->columns : std::vector<ColumnFacts>{}) {
+      if (no_equality(c.type)) {
+        return not_differential(absl::StrCat("column ", src.schema, ".", src.name, ".", c.name, " of type ",
+                                             c.type, " in a source without a primary key or replica "
+                                             "identity index (rows are matched on all columns)"),
+                                0);
+      }
+    }
+  }
   FillDeltaTables(facts, options, &q.sources);
 
   PlanBuilder builder(spec, q, names);

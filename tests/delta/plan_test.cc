@@ -218,6 +218,23 @@ TEST(PlanTest, UnsupportedConstructsAreNamedWithTheirPosition) {
   }
 }
 
+TEST(PlanTest, TypesWithoutEqualityAreRefusedWhereEqualityIsNeeded) {
+  CatalogFacts f = ShopFacts();
+  f.relations.push_back({"src", "docs", 1005, {{"id", "integer", true}, {"body", "json", false}}, {"id"}});
+  f.relations.push_back({"src", "loose", 1006, {{"n", "integer", false}, {"body", "json", false}}, {}});
+  auto out = BuildDeltaPlan({"st", "t", "SELECT id, body FROM docs", RefreshMode::kDifferential}, f);
+  ASSERT_FALSE(out.ok());
+  EXPECT_THAT(out.status().message(), HasSubstr("output column \"body\" of type json"));
+  auto ok = BuildDeltaPlan({"st", "t", "SELECT id, body::text AS b FROM docs", RefreshMode::kDifferential}, f);
+  EXPECT_TRUE(ok.ok()) << ok.status();
+  auto keyless = BuildDeltaPlan({"st", "t", "SELECT n FROM loose", RefreshMode::kDifferential}, f);
+  ASSERT_FALSE(keyless.ok());
+  EXPECT_THAT(keyless.status().message(), HasSubstr("src.loose.body of type json"));
+  auto automode = BuildDeltaPlan({"st", "t", "SELECT n FROM loose", RefreshMode::kAuto}, f);
+  ASSERT_TRUE(automode.ok()) << automode.status();
+  EXPECT_EQ(automode->maintained_mode, RefreshMode::kFull);
+}
+
 TEST(PlanTest, InvalidQueriesAreErrors) {
   struct Case {
     std::string query;
