@@ -1115,7 +1115,15 @@ absl::StatusOr<bool> Lowerer::LowerSublinkConjunct(const Node& conjunct, FromRes
   const auto& sub = sl.subselect().select_stmt();
   if (sl.sub_link_type() == pg_query::EXISTS_SUBLINK) {
     Node condition;
-    TRICKLE_ASSIGN_OR_RETURN(auto right, LowerExistsInner(sub, env, from, &condition));
+    auto inner = LowerExistsInner(sub, env, from, &condition);
+    if (!inner.ok() && absl::IsInvalidArgument(inner.status()) &&
+        inner.status().message().find("outer query") != std::string::npos) {
+      // A reference two or more query levels out (or a misspelled column:
+      // PostgreSQL decides when the query runs in FULL mode).
+      return Unsupported("reference to an outer query from a nested subquery", sl.location());
+    }
+    if (!inner.ok()) return inner.status();
+    auto right = std::move(*inner);
     from->op = MakeJoin(negated ? JoinKind::kAnti : JoinKind::kSemi, std::move(from->op),
                         std::move(right), std::move(condition));
     from->op->location = sl.location();

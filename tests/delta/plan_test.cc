@@ -194,6 +194,9 @@ TEST(PlanTest, UnsupportedConstructsAreNamedWithTheirPosition) {
       {"SELECT id, (SELECT max(amount) FROM orders o2 WHERE o2.cust_id = o.cust_id) FROM orders o",
        "correlated scalar subquery", 12},
       {"SELECT DISTINCT ON (status) status, id FROM orders", "DISTINCT ON", 21},
+      {"SELECT c.id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id AND "
+       "EXISTS (SELECT 1 FROM events e WHERE e.k = c.tier))",
+       "reference to an outer query from a nested subquery", 94},
   };
   for (const auto& c : cases) {
     auto plan = Plan(c.query, RefreshMode::kDifferential);
