@@ -57,11 +57,6 @@ std::vector<int> Visible(const Op& op) {
 
 Node Ref(const std::string& alias, int k) { return b::Col(alias, ColName(k)); }
 
-Node OpValue(Node when_delete_condition) {
-  Node d = b::Str("D");
-  return b::Case({{std::move(when_delete_condition), std::move(d)}}, nullptr);
-}
-
 // 'D' when `is_delete`, else 'U'.
 Node OpColumn(Node is_delete) {
   Node u = b::Str("U");
@@ -87,6 +82,10 @@ Node IdentityMatch(const StoragePlan& p, const std::string& t, const std::string
 
 bool IsAlgebraic(const AggCall& a) {
   if (a.distinct || a.ordered) return false;
+  // Only the built-in aggregates: unqualified (pg_catalog is searched first)
+  // or pg_catalog-qualified.
+  const auto& name = a.call.func_call().funcname();
+  if (name.size() > 2 || (name.size() == 2 && name[0].string().sval() != "pg_catalog")) return false;
   const auto& args = a.call.func_call().args();
   if (a.name == "count") return a.star || args.size() == 1;
   if (a.name == "sum" || a.name == "avg") {
@@ -329,7 +328,6 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
     p.identity.push_back(group_storage[j]);
     nullable |= !agg.columns[j].not_null;
   }
-  const int count_col = p.columns.size();
   p.columns.push_back({kCount, true});
   std::vector<int> state_a(agg.aggs.size(), -1), state_n(agg.aggs.size(), -1);
   for (size_t k = 0; k < agg.aggs.size(); ++k) {
@@ -505,7 +503,6 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   }
   f.from.push_back(b::Table("", ns_name, "i"));
   p.delta_final = f.Build();
-  (void)count_col;
   return p;
 }
 

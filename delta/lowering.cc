@@ -62,7 +62,6 @@ std::string FunctionName(const pg_query::FuncCall& call) {
 namespace {
 
 constexpr std::string_view kScalarPlaceholder = "__pgt_scalar";
-constexpr std::string_view kAggPlaceholder = "__pgt_agg";
 
 // ---------------------------------------------------------------------------
 // Function classification (facts first, then built-in lists).
@@ -170,7 +169,7 @@ std::string NormalizeType(const pg_query::TypeName& tn) {
   if (last == "int4" || last == "integer") return "integer";
   if (last == "int8" || last == "bigint") return "bigint";
   if (last == "int2" || last == "smallint") return "smallint";
-  if (last == "numeric" || last == "decimal") return tn.typmods_size() == 0 ? "numeric" : "numeric";
+  if (last == "numeric" || last == "decimal") return "numeric";
   if (last == "bool" || last == "boolean") return "boolean";
   return "";
 }
@@ -1075,8 +1074,6 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerExistsInner(const pg_query::Se
   if (sub.has_where_clause()) SplitConjuncts(sub.where_clause(), &conjuncts);
   std::vector<Node> correlated;
   std::vector<Node> local;
-  const int nl_outer = outer->op->columns.size();
-  (void)nl_outer;
   RefFn outer_ref = [](int pos) { return sqlb::Col("l", ColName(pos)); };
   RefFn inner_r = [](int pos) { return sqlb::Col("r", ColName(pos)); };
   for (const auto& c : conjuncts) {
