@@ -25,6 +25,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -198,6 +199,13 @@ int main(int argc, char** argv) {
   Exec(conn, "CREATE EXTENSION IF NOT EXISTS tsm_system_rows");
   std::fprintf(stderr, "creating %lld source rows...\n", static_cast<long long>(opt.rows));
   CreateData(conn, opt.rows);
+  auto loadavg = []() {
+    std::ifstream f("/proc/loadavg");
+    std::string a, b, c;
+    f >> a >> b >> c;
+    return absl::StrCat(a, " ", b, " ", c);
+  };
+  const std::string load_before = loadavg();
   std::vector<Point> points;
   std::mt19937_64 rng(42);
   int64_t next_id = opt.rows + 1;
@@ -310,7 +318,10 @@ int main(int argc, char** argv) {
       "beforehand, as the refresh engine's COPY does). Full = `REFRESH MATERIALIZED VIEW` of the same "
       "query. Change rate = changed rows of `orders` as a percent of its size (70% updates, a third of "
       "them moving the join key; 15% inserts; 15% deletes), plus 1% of that number of customer region "
-      "changes.\n\n");
+      "changes.\n\n", "Machine: ", std::thread::hardware_concurrency(), " CPUs; load average (1/5/15 min) ",
+      load_before, " at the start and ", loadavg(), " at the end of the run. Points are single "
+      "transactions of a few milliseconds, so other work on the machine shows up in them; the ratios "
+      "and crossovers are the stable result.\n\n");
   for (const Query& q : Queries()) {
     std::vector<const Point*> ps;
     for (const auto& p : points) {
