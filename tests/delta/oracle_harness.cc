@@ -395,7 +395,24 @@ absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const Oracle
         if (stats != nullptr) stats->changed_rows += n;
         TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("ANALYZE delta_", i)));
       }
-      return Exec(conn, plan->merge_sql, options.verbose);
+      // No-op updates are suppressed: the MERGE touches exactly the rows
+      // whose stored values change (an update counts once, as a delete plus
+      // an insert in the difference of the table's contents).
+      const std::string all = QuotedColumns(conn, *plan, true);
+      TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("CREATE TEMP TABLE st_before ON COMMIT DROP AS SELECT ", all,
+                                                      " FROM ", st)));
+      if (options.verbose) std::fprintf(stderr, "SQL> %s\n", plan->merge_sql.c_str());
+      TRICKLE_ASSIGN_OR_RETURN(PgResult merged, conn.Exec(plan->merge_sql));
+      TRICKLE_ASSIGN_OR_RETURN(int64_t changed, Scalar(conn, absl::StrCat(
+          "SELECT count(*) FROM ((SELECT ", all, " FROM st_before EXCEPT ALL SELECT ", all, " FROM ", st,
+          ") UNION ALL (SELECT ", all, " FROM ", st, " EXCEPT ALL SELECT ", all, " FROM st_before)) x")));
+      const int64_t affected = merged.AffectedRows();
+      if (affected > changed || affected < (changed + 1) / 2) {
+        return absl::InternalError(absl::StrCat("the MERGE touched ", affected, " rows but ", changed,
+                                                " stored rows differ (inserted + deleted, an update counting "
+                                                "twice): no-op updates were not suppressed"));
+      }
+      return absl::OkStatus();
     }();
     if (!s.ok()) {
       (void)conn.Exec("ROLLBACK");
