@@ -311,8 +311,8 @@ absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const Oracle
   const std::string context = absl::StrCat("case ", c.name, " seed ", options.seed);
   auto fail = [&](const std::string& what) {
     return absl::InternalError(absl::StrCat(context, ": ", what, "\nquery: ", c.query,
-                                            "\nreplay: TRICKLE_ORACLE_SEED=", options.seed,
-                                            " --gtest_filter='*", c.name, "*'"));
+                                            "\nreplay: TRICKLE_ORACLE_SEED=", options.seed, " TRICKLE_ORACLE_CASE=", c.name,
+                                            " build/tests/delta/delta_oracle_test"));
   };
   TRICKLE_RETURN_IF_ERROR(Exec(conn, "SET search_path = src, public"));
   TRICKLE_RETURN_IF_ERROR(CreateSourceTables(conn, rng));
