@@ -99,8 +99,35 @@ void ExplainNodeToProto(const delta::ExplainNode& node, v1::ExplainNode* out) {
   for (const delta::ExplainNode& child : node.children) ExplainNodeToProto(child, out->add_children());
 }
 
-bool HasFuseSettings(const v1::FuseSettings& f) {
-  return f.enabled() || f.max_rows() != 0 || f.max_multiple() != 0 || f.min_rows() != 0;
+void RefreshRecordFromResult(const scheduler::RefreshResult& result, v1::RefreshRecord* record) {
+  const scheduler::HistoryRow& h = result.history;
+  record->set_action(result.committed ? ActionToProto(h.action) : v1::REFRESH_ACTION_NO_DATA);
+  record->set_delta_rows(h.delta_rows);
+  record->set_transactions(h.transactions);
+  record->set_rows_affected(h.rows_affected);
+  SetDuration(absl::Milliseconds(h.duration_ms), record->mutable_duration());
+  record->set_reason(h.reason);
+  record->set_error(h.error);
+  SetTimestamp(absl::Now(), record->mutable_finished_at());
+  if (result.committed) record->set_frontier(result.frontier.Encode());
+}
+
+absl::StatusOr<scheduler::FuseSettings> FuseFromProto(const v1::FuseSettings& f) {
+  if (f.max_rows() < 0 || f.max_multiple() < 0 || f.min_rows() < 0) {
+    return absl::InvalidArgumentError("fuse ceilings must not be negative (0 = no ceiling)");
+  }
+  scheduler::FuseSettings settings;
+  settings.max_rows = f.max_rows();
+  settings.max_multiple = f.max_multiple();
+  if (f.min_rows() > 0) settings.min_rows = f.min_rows();
+  return settings;
+}
+
+absl::StatusOr<std::optional<absl::Duration>> SlaFromProto(const v1::Sla& sla) {
+  if (!sla.has_freshness()) return std::nullopt;
+  absl::Duration d = absl::Seconds(sla.freshness().seconds()) + absl::Nanoseconds(sla.freshness().nanos());
+  if (d < absl::ZeroDuration()) return absl::InvalidArgumentError("an SLA freshness must not be negative");
+  return d;
 }
 
 // Constant-time comparison: how long a wrong token takes to refuse says
@@ -329,13 +356,12 @@ grpc::Status AdminService::CreateStreamTable(grpc::ServerContext* context,
     if (request->name().empty() || request->query().empty()) {
       return absl::InvalidArgumentError("a stream table needs a name and a query");
     }
-    // GAP(scheduler issue): CreateRequest gains `fuse` and `sla` with the
-    // scheduler work; until then they are refused rather than ignored.
-    if (HasFuseSettings(request->fuse()) || request->sla().has_freshness()) {
-      return absl::UnimplementedError(
-          "fuse and SLA settings are not supported by this trickled yet; create without them");
-    }
     scheduler::CreateRequest create;
+    if (request->has_fuse()) {
+      TRICKLE_ASSIGN_OR_RETURN(create.fuse, FuseFromProto(request->fuse()));
+    }
+    TRICKLE_ASSIGN_OR_RETURN(create.sla, SlaFromProto(request->sla()));
+    if (create.sla && *create.sla == absl::ZeroDuration()) create.sla.reset();
     create.name = request->name();
     create.query = request->query();
     if (auto mode = ModeFromProto(request->mode())) create.mode = *mode;
@@ -353,19 +379,21 @@ grpc::Status AdminService::AlterStreamTable(grpc::ServerContext* context,
                                             v1::AlterStreamTableResponse* response) {
   absl::Status status = [&]() -> absl::Status {
     TRICKLE_RETURN_IF_ERROR(Authorize(*context));
-    // GAP(scheduler issue): AlterRequest gains `fuse` and `sla`.
-    if (HasFuseSettings(request->fuse()) || request->sla().has_freshness()) {
-      return absl::UnimplementedError(
-          "fuse and SLA settings are not supported by this trickled yet");
-    }
     scheduler::AlterRequest alter;
+    if (request->has_fuse()) {
+      TRICKLE_ASSIGN_OR_RETURN(alter.fuse, FuseFromProto(request->fuse()));
+    }
+    if (request->has_sla()) {
+      TRICKLE_ASSIGN_OR_RETURN(std::optional<absl::Duration> sla, SlaFromProto(request->sla()));
+      alter.sla = sla.value_or(absl::ZeroDuration());  // zero removes the SLA
+    }
     if (request->has_query()) alter.query = request->query();
     if (request->has_schedule()) alter.schedule = request->schedule();
     if (request->has_verify()) alter.verify = request->verify();
     alter.mode = ModeFromProto(request->mode());
-    if (!alter.query && !alter.schedule && !alter.verify && !alter.mode) {
+    if (!alter.query && !alter.schedule && !alter.verify && !alter.mode && !alter.fuse && !alter.sla) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "nothing to change for ", request->name(), ": set query, mode, schedule or verify"));
+          "nothing to change for ", request->name(), ": set query, mode, schedule, verify, fuse or sla"));
     }
     TRICKLE_ASSIGN_OR_RETURN(scheduler::StreamTableRow row, manager_->Alter(request->name(), alter));
     TRICKLE_ASSIGN_OR_RETURN(*response->mutable_stream_table(), ReadStreamTable(row.QualifiedName()));
@@ -410,20 +438,9 @@ grpc::Status AdminService::RefreshStreamTable(grpc::ServerContext* context,
         manager_->RefreshNow(request->name(), request->full() ? scheduler::RefreshKind::kFull
                                                               : scheduler::RefreshKind::kAuto));
     v1::RefreshRecord* record = response->mutable_refresh();
-    const scheduler::HistoryRow& h = result.history;
-    record->set_action(result.committed ? ActionToProto(h.action) : v1::REFRESH_ACTION_NO_DATA);
-    record->set_delta_rows(h.delta_rows);
-    record->set_transactions(h.transactions);
-    record->set_rows_affected(h.rows_affected);
-    SetDuration(absl::Milliseconds(h.duration_ms), record->mutable_duration());
-    record->set_reason(h.reason);
-    record->set_error(h.error);
+    RefreshRecordFromResult(result, record);
     SetTimestamp(started, record->mutable_started_at());
-    SetTimestamp(absl::Now(), record->mutable_finished_at());
-    if (result.committed) {
-      record->set_frontier(result.frontier.Encode());
-      FrontierToProto(result.frontier, response->mutable_frontier());
-    }
+    if (result.committed) FrontierToProto(result.frontier, response->mutable_frontier());
     return absl::OkStatus();
   }();
   return ToGrpcStatus(status);
@@ -526,6 +543,8 @@ grpc::Status AdminService::Explain(grpc::ServerContext* context, const v1::Expla
 grpc::Status AdminService::GetHealth(grpc::ServerContext* context, const v1::GetHealthRequest* request,
                                      v1::GetHealthResponse* response) {
   // No Authorize: health is for probes and load balancers.
+  // Fresh database-side figures (a failure shows in the checks below).
+  (void)status_->CollectOnce();
   ServiceObservation obs = status_->Latest();
   bool ready = true;
   for (const HealthCheckResult& c : status_->ReadinessChecks()) {
@@ -588,13 +607,13 @@ grpc::Status AdminService::ResetFuse(grpc::ServerContext* context, const v1::Res
           "choose what happens to the delta that blew the fuse: action APPLY, REINITIALIZE or "
           "SKIP_CHANGES");
     }
-    TRICKLE_ASSIGN_OR_RETURN(v1::StreamTable st, ReadStreamTable(request->name()));
-    // GAP(scheduler issue): StreamTableManager::ResetFuse(name, action)
-    // arrives with the scheduler's fuse; call it here and return the table.
-    if (st.fuse().state() != v1::FUSE_STATE_BLOWN) {
-      return absl::FailedPreconditionError(absl::StrCat("the fuse of ", st.name(), " is not blown"));
-    }
-    return absl::UnimplementedError("resetting a fuse is not supported by this trickled yet");
+    scheduler::FuseAction action = scheduler::FuseAction::kApply;
+    if (request->action() == v1::FUSE_RESET_ACTION_REINITIALIZE) action = scheduler::FuseAction::kReinitialize;
+    if (request->action() == v1::FUSE_RESET_ACTION_SKIP_CHANGES) action = scheduler::FuseAction::kSkipChanges;
+    TRICKLE_ASSIGN_OR_RETURN(scheduler::RefreshResult result, manager_->ResetFuse(request->name(), action));
+    RefreshRecordFromResult(result, response->mutable_refresh());
+    TRICKLE_ASSIGN_OR_RETURN(*response->mutable_stream_table(), ReadStreamTable(request->name()));
+    return absl::OkStatus();
   }();
   return ToGrpcStatus(status);
 }

@@ -113,6 +113,9 @@ class HttpServer::Impl {
   int port() const { return port_; }
 
   HttpResponse Dispatch(const http::request<http::string_body>& req) {
+    if (req.version() != 10 && req.version() != 11) {
+      return {400, "text/plain; charset=utf-8", "only HTTP/1.0 and HTTP/1.1\n"};
+    }
     std::string target(req.target());
     if (target.empty() || target[0] != '/') {
       return {400, "text/plain; charset=utf-8", "bad request target\n"};
@@ -179,6 +182,10 @@ class Session : public std::enable_shared_from_this<Session> {
       int status = 400;
       if (ec == http::error::header_limit || ec == http::error::buffer_overflow) status = 431;
       if (ec == http::error::body_limit) status = 413;
+      // The rest of a bad request may still be arriving: read it away
+      // after the reply, or closing would reset the connection and the
+      // client might never see the status.
+      drain_ = true;
       return Reply(status, "text/plain; charset=utf-8", ec.message() + "\n", /*keep_alive=*/false,
                    /*head=*/false, 11);
     }
@@ -208,8 +215,24 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnWrite(bool keep_alive, beast::error_code ec, size_t) {
     response_.reset();
+    if (!ec && drain_) {
+      beast::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      stream_.expires_after(std::chrono::seconds(1));
+      return Drain();
+    }
     if (ec || !keep_alive) return Close();
     Read();
+  }
+
+  // Reads and discards until the client closes, 1 s pass or 1 MiB came.
+  void Drain() {
+    stream_.async_read_some(asio::buffer(scratch_),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              self->drained_ += n;
+                              if (ec || self->drained_ > (1 << 20)) return self->Close();
+                              self->Drain();
+                            });
   }
 
   void Close() {
@@ -222,6 +245,9 @@ class Session : public std::enable_shared_from_this<Session> {
   beast::flat_buffer buffer_{kMaxHeaderBytes + kMaxBodyBytes};
   std::optional<http::request_parser<http::string_body>> parser_;
   std::shared_ptr<void> response_;  // alive until written
+  bool drain_ = false;              // a bad request: read the rest away before closing
+  size_t drained_ = 0;
+  char scratch_[4096];
   HttpServer::Impl* server_;        // not owned; outlives every session
 };
 

@@ -109,8 +109,8 @@ class StatusCollector {
   void SetCatalogReady() { catalog_ready_ = true; }
 
   // Refresh workers configured (0 = as many as are connected). Busy ones
-  // are sampled each collection from pg_stat_activity (connections named
-  // 'trickle' and 'trickle-worker-N' that are not idle).
+  // are sampled each collection from pg_stat_activity (worker connections,
+  // named 'trickle-worker-N', that are not idle).
   void SetWorkers(int total) { workers_configured_ = total; }
   int workers_total() const { return workers_total_.load(); }
   int workers_busy() const { return workers_busy_.load(); }

@@ -90,25 +90,34 @@ struct CommandSpec {
 const std::vector<CommandSpec>& Commands() {
   static const auto* commands = new std::vector<CommandSpec>{
       {"create",
-       R"(Usage: trickle create NAME QUERY [--mode=auto|full|differential] [--schedule=INTERVAL] [--verify]
+       R"(Usage: trickle create NAME QUERY [--mode=auto|full|differential] [--schedule=SCHEDULE]
+                                 [--sla=DURATION] [--fuse-max-rows=N] [--fuse-max-multiple=X] [--verify]
 
 Creates stream table NAME ("name" or "schema.name") holding QUERY's result,
 runs its initial FULL refresh and prints it. QUERY '-' reads the query from
 standard input.
-  --mode        AUTO (default) lets the scheduler choose per refresh; DIFFERENTIAL
-                refuses queries it cannot maintain incrementally, naming the construct
-  --schedule    how often to refresh, e.g. 500ms, 5s, 1m (trickled's default if unset)
-  --verify      check after every refresh that it equals its query (slow)
+  --mode               AUTO (default) lets the scheduler choose per refresh; DIFFERENTIAL
+                       refuses queries it cannot maintain incrementally, naming the construct
+  --schedule           when to refresh: unset = as soon as a source changes; an interval
+                       (500ms, 5s, 1m); a cron expression ('*/5 * * * *'); or downstream
+  --sla                freshness deadline, e.g. 5s: the scheduler picks a tier to meet it
+  --fuse-max-rows      stop refreshing (fuse blown) when a delta exceeds N rows
+  --fuse-max-multiple  ... or exceeds X times the recent average delta
+  --verify             check after every refresh that it equals its query (slow)
 )",
-       {{"mode", true}, {"schedule", true}, {"verify", false}},
+       {{"mode", true}, {"schedule", true}, {"verify", false}, {"sla", true}, {"fuse-max-rows", true},
+        {"fuse-max-multiple", true}},
        2,
        2},
       {"alter",
-       R"(Usage: trickle alter NAME [--query=QUERY] [--mode=MODE] [--schedule=INTERVAL] [--verify=true|false]
+       R"(Usage: trickle alter NAME [--query=QUERY] [--mode=MODE] [--schedule=SCHEDULE] [--verify=true|false]
+                         [--sla=DURATION] [--fuse-max-rows=N] [--fuse-max-multiple=X]
 
-Changes what is given; a new query rebuilds the stream table.
+Changes what is given; a new query rebuilds the stream table. --sla=0 removes
+the SLA. The fuse options replace the fuse settings together (both 0 = off).
 )",
-       {{"query", true}, {"mode", true}, {"schedule", true}, {"verify", true}},
+       {{"query", true}, {"mode", true}, {"schedule", true}, {"verify", true}, {"sla", true},
+        {"fuse-max-rows", true}, {"fuse-max-multiple", true}},
        1,
        1},
       {"drop",
@@ -245,7 +254,8 @@ std::optional<Args> Parse(const std::vector<std::string>& argv, const std::map<s
 
 std::string FormatDuration(const google::protobuf::Duration& d) {
   double seconds = static_cast<double>(d.seconds()) + d.nanos() / 1e9;
-  if (seconds < 1e-3 && seconds > 0) return absl::StrFormat("%.0fus", seconds * 1e6);
+  if (seconds == 0) return "0s";
+  if (seconds < 1e-3) return absl::StrFormat("%.0fus", seconds * 1e6);
   if (seconds < 1) return absl::StrFormat("%.1fms", seconds * 1e3);
   if (seconds < 60) return absl::StrFormat("%.1fs", seconds);
   if (seconds < 3600) return absl::StrFormat("%dm%02ds", static_cast<int>(seconds) / 60, static_cast<int>(seconds) % 60);
@@ -306,6 +316,7 @@ void PrintTable(const std::vector<std::vector<std::string>>& rows) {
       line += row[i];
       if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
     }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
     std::printf("%s\n", line.c_str());
   }
 }
@@ -330,10 +341,18 @@ void PrintRefresh(const std::string& name, const v1::RefreshRecord& r) {
     std::printf("refreshed %s: nothing to apply (NO_DATA)\n", name.c_str());
     return;
   }
-  std::printf("refreshed %s: %s, %lld delta rows from %lld transactions, %lld rows written in %s%s\n",
-              name.c_str(), Action(r.action()).c_str(), static_cast<long long>(r.delta_rows()),
-              static_cast<long long>(r.transactions()), static_cast<long long>(r.rows_affected()),
-              FormatDuration(r.duration()).c_str(), r.reason().empty() ? "" : (" (" + r.reason() + ")").c_str());
+  std::string reason = r.reason().empty() ? "" : " (" + r.reason() + ")";
+  if (r.action() == v1::REFRESH_ACTION_DIFFERENTIAL) {
+    std::printf("refreshed %s: DIFFERENTIAL, %lld delta rows from %lld transactions, %lld rows written in %s\n",
+                name.c_str(), static_cast<long long>(r.delta_rows()), static_cast<long long>(r.transactions()),
+                static_cast<long long>(r.rows_affected()), FormatDuration(r.duration()).c_str());
+  } else if (r.action() == v1::REFRESH_ACTION_SKIPPED) {
+    std::printf("refreshed %s: SKIPPED %lld delta rows from %lld transactions%s\n", name.c_str(),
+                static_cast<long long>(r.delta_rows()), static_cast<long long>(r.transactions()), reason.c_str());
+  } else {
+    std::printf("refreshed %s: %s, %lld rows written in %s%s\n", name.c_str(), Action(r.action()).c_str(),
+                static_cast<long long>(r.rows_affected()), FormatDuration(r.duration()).c_str(), reason.c_str());
+  }
 }
 
 void PrintStreamTable(const v1::StreamTable& st) {
@@ -463,6 +482,34 @@ int Usage(const CommandSpec* spec, const std::string& message) {
   return kUsage;
 }
 
+// --sla, --fuse-max-rows, --fuse-max-multiple into the request's messages.
+int SchedulingOptions(const CommandSpec& spec, const Args& args, v1::Sla* sla, v1::FuseSettings* fuse) {
+  if (args.Has("sla")) {
+    absl::Duration d;
+    if (!absl::ParseDuration(args.Get("sla"), &d) || d < absl::ZeroDuration()) {
+      return Usage(&spec, absl::StrCat("--sla=", args.Get("sla"), " is not a duration like 5s or 1m"));
+    }
+    int64_t nanos = absl::ToInt64Nanoseconds(d);
+    sla->mutable_freshness()->set_seconds(nanos / 1000000000);
+    sla->mutable_freshness()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
+  }
+  if (args.Has("fuse-max-rows")) {
+    int64_t rows = 0;
+    if (!absl::SimpleAtoi(args.Get("fuse-max-rows"), &rows) || rows < 0) {
+      return Usage(&spec, absl::StrCat("--fuse-max-rows=", args.Get("fuse-max-rows"), " is not a row count"));
+    }
+    fuse->set_max_rows(rows);
+  }
+  if (args.Has("fuse-max-multiple")) {
+    double multiple = 0;
+    if (!absl::SimpleAtod(args.Get("fuse-max-multiple"), &multiple) || multiple < 0) {
+      return Usage(&spec, absl::StrCat("--fuse-max-multiple=", args.Get("fuse-max-multiple"), " is not a number"));
+    }
+    fuse->set_max_multiple(multiple);
+  }
+  return kOk;
+}
+
 int Run(const CommandSpec& spec, const Args& args, Client& client, bool json) {
   const std::string command = spec.name;
   const auto& p = args.positional;
@@ -479,6 +526,9 @@ int Run(const CommandSpec& spec, const Args& args, Client& client, bool json) {
     }
     req.set_schedule(args.Get("schedule"));
     req.set_verify(args.Has("verify"));
+    if (int rc = SchedulingOptions(spec, args, req.mutable_sla(), req.mutable_fuse()); rc != kOk) return rc;
+    if (!args.Has("sla")) req.clear_sla();
+    if (!args.Has("fuse-max-rows") && !args.Has("fuse-max-multiple")) req.clear_fuse();
     v1::CreateStreamTableResponse resp;
     grpc::Status s = client.stub().CreateStreamTable(client.Context().get(), req, &resp);
     if (!s.ok()) return Fail(command, s, client);
@@ -505,8 +555,12 @@ int Run(const CommandSpec& spec, const Args& args, Client& client, bool json) {
       }
       req.set_verify(verify);
     }
-    if (!args.Has("query") && !args.Has("schedule") && !args.Has("mode") && !args.Has("verify")) {
-      return Usage(&spec, "nothing to change: give --query, --mode, --schedule or --verify");
+    if (int rc = SchedulingOptions(spec, args, req.mutable_sla(), req.mutable_fuse()); rc != kOk) return rc;
+    if (!args.Has("sla")) req.clear_sla();
+    if (!args.Has("fuse-max-rows") && !args.Has("fuse-max-multiple")) req.clear_fuse();
+    if (!args.Has("query") && !args.Has("schedule") && !args.Has("mode") && !args.Has("verify") &&
+        !req.has_sla() && !req.has_fuse()) {
+      return Usage(&spec, "nothing to change: give --query, --mode, --schedule, --verify, --sla or a fuse option");
     }
     v1::AlterStreamTableResponse resp;
     grpc::Status s = client.stub().AlterStreamTable(client.Context().get(), req, &resp);
@@ -668,6 +722,7 @@ int Run(const CommandSpec& spec, const Args& args, Client& client, bool json) {
     if (!s.ok()) return Fail("fuse reset", s, client);
     if (json) return PrintJson(resp), kOk;
     std::printf("fuse of %s reset (%s)\n", resp.stream_table().name().c_str(), action.c_str());
+    PrintRefresh(resp.stream_table().name(), resp.refresh());
     return kOk;
   }
   return Usage(nullptr, absl::StrCat("unknown command \"", command, "\""));
@@ -678,30 +733,47 @@ int Run(const CommandSpec& spec, const Args& args, Client& client, bool json) {
 int main(int argc, char** argv) {
   std::vector<std::string> argv_rest(argv + 1, argv + argc);
   if (argv_rest.empty()) return Usage(nullptr, "no command given");
-  // Find the command: the first argument that is not an option (or an
-  // option's value).
-  std::string error;
-  auto global = Parse(argv_rest, [] {
-    std::map<std::string, bool> all = GlobalOptions();
-    for (const CommandSpec& c : Commands()) all.insert(c.options.begin(), c.options.end());
-    all["version"] = false;
-    return all;
-  }(), &error);
-  if (!global) return Usage(nullptr, error);
-  if (global->Has("version")) {
-    std::printf("trickle 0.1.0\n");
-    return kOk;
-  }
-  if (global->positional.empty() || global->positional[0] == "help") {
-    if (global->positional.size() > 1) {
-      for (const CommandSpec& c : Commands()) {
-        if (global->positional[1] == c.name) return std::printf("%s", c.usage), kOk;
-      }
+  // The command is the first argument that is neither an option nor the
+  // value of a global option; its own options are checked afterwards.
+  std::optional<std::string> command_name;
+  bool help = false, version = false;
+  for (size_t i = 0; i < argv_rest.size(); ++i) {
+    const std::string& a = argv_rest[i];
+    if (a == "-h" || a == "--help") {
+      help = true;
+    } else if (a == "--version") {
+      version = true;
+    } else if (absl::StartsWith(a, "--")) {
+      std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
+      auto global = GlobalOptions().find(name);
+      if (global != GlobalOptions().end() && global->second && a.find('=') == std::string::npos) ++i;
+    } else if (a != "-" && !a.empty() && a[0] == '-') {
+      // an unknown short option: reported below, with the command's usage
+    } else {
+      command_name = a;
+      break;
     }
-    if (global->Has("help") || !global->positional.empty()) return std::printf("%s", kUsageText), kOk;
+  }
+  if (!command_name) {
+    if (version) return std::printf("trickle 0.1.0\n"), kOk;
+    if (help) return std::printf("%s", kUsageText), kOk;
     return Usage(nullptr, "no command given");
   }
-  const std::string command = global->positional[0];
+  if (*command_name == "help") {
+    std::vector<std::string> rest;
+    for (const std::string& a : argv_rest) {
+      if (a[0] != '-' && a != "help") rest.push_back(a);
+    }
+    if (!rest.empty()) {
+      for (const CommandSpec& c : Commands()) {
+        if (rest[0] == c.name) return std::printf("%s", c.usage), kOk;
+      }
+      return Usage(nullptr, absl::StrCat("unknown command \"", rest[0], "\""));
+    }
+    return std::printf("%s", kUsageText), kOk;
+  }
+  std::string error;
+  const std::string command = *command_name;
   const CommandSpec* spec = nullptr;
   for (const CommandSpec& c : Commands()) {
     if (command == c.name) spec = &c;

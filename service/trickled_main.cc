@@ -3,6 +3,7 @@
 // admin RPC (--grpc-address) and /metrics, /healthz, /readyz
 // (--http-address). SIGTERM/SIGINT stop it cleanly: the stream confirms what
 // is durable and closes.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <thread>
@@ -116,6 +117,7 @@ absl::Status Run(const ServiceConfig& config) {
   }
   listener = manager->get();
   status.SetCatalogReady();
+  status.SetWorkers(std::max(1, config.max_parallel_workers));  // 0 = one, in the coordinator
   status.Start();
 
   // The admin RPC: from here on the CLI can create and drive stream tables.

@@ -1,8 +1,7 @@
--- The service's refresh connections (the control connection 'trickle' and
--- the workers 'trickle-worker-N') in this database: how many are working
--- right now (running a statement or inside a refresh transaction) and how
--- many are open. One trickled per database holds the slot, so these are ours.
+-- The service's refresh worker connections ('trickle-worker-N') in this
+-- database: how many are working right now (running a statement or inside a
+-- refresh transaction) and how many are open. One trickled per database
+-- holds the slot, so these are ours.
 SELECT count(*) FILTER (WHERE state <> 'idle'), count(*)
 FROM pg_stat_activity
-WHERE datname = current_database()
-  AND (application_name = 'trickle' OR application_name LIKE 'trickle-worker-%')
+WHERE datname = current_database() AND application_name LIKE 'trickle-worker-%'
