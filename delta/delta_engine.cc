@@ -421,7 +421,11 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
     if (a.name == "count") {
       da.targets.push_back(b::Target(b::Agg("sum", {dm}, fn_ptr), absl::StrCat("__pgt_da", k + 1)));
     } else {
-      Node term = b::Op("*", b::Cast(fc.args(0), "numeric"), dm);
+      // Inside a delta every multiplicity is +1 or -1 (scans give ±1 and
+      // joins multiply them), so an int2/int4 argument times it fits a
+      // bigint, whose sum PostgreSQL accumulates in 128 bits; an int8
+      // argument goes through numeric (-(-2^63) would not fit).
+      Node term = b::Op("*", b::Cast(fc.args(0), a.arg_type == "bigint" ? "numeric" : "bigint"), dm);
       da.targets.push_back(b::Target(b::Agg("sum", {term}, fa_ptr), absl::StrCat("__pgt_da", k + 1)));
       da.targets.push_back(b::Target(b::Agg("sum", {dm}, fn_ptr), absl::StrCat("__pgt_dn", k + 1)));
     }
