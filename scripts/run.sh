@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job, end to end: installs what is needed, builds, starts a
-# throwaway local PostgreSQL 15 when no DSN is given, starts trickled, writes
-# some rows and shows them arriving in the change log.
+# throwaway local PostgreSQL 15 when no DSN is given, starts trickled,
+# creates a stream table with the trickle CLI, writes to its source and shows
+# the stream table kept equal to its query.
 #
 #   scripts/run.sh                      # throwaway PostgreSQL in a temp dir
 #   scripts/run.sh 'host=... dbname=... user=...'   # your database (wal_level=logical)
@@ -43,29 +44,71 @@ CONF
 fi
 psql_() { psql "$dsn" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
-echo "== creating a source table and publishing it"
+echo "== creating a source table with a few orders"
 psql_ <<'SQL'
 CREATE TABLE IF NOT EXISTS demo_orders (id int PRIMARY KEY, customer text, amount numeric);
 ALTER TABLE demo_orders REPLICA IDENTITY FULL;
-SQL
-
-echo "== starting trickled (change log in $work/data)"
-"$root/build/service/trickled" --dsn="$dsn" --data-dir="$work/data" --log-level=debug \
-  --slot-name=trickle_demo --publication-name=trickle_demo >"$work/trickled.log" 2>&1 &
-trickled_pid=$!
-for _ in $(seq 1 100); do grep -q "streaming from slot" "$work/trickled.log" && break; sleep 0.1; done
-psql_ -c "ALTER PUBLICATION trickle_demo ADD TABLE demo_orders" 2>/dev/null || true
-
-echo "== writing rows"
-psql_ <<'SQL'
+TRUNCATE demo_orders;
 INSERT INTO demo_orders VALUES (1, 'ada', 10.5), (2, 'grace', 20), (3, 'edsger', 7.25);
-BEGIN; UPDATE demo_orders SET amount = amount * 2 WHERE id = 2; DELETE FROM demo_orders WHERE id = 3; COMMIT;
 SQL
-sleep 1.5
-echo "== trickled's log (each stored transaction is one line):"
-cat "$work/trickled.log"
-echo "== slot position confirmed to PostgreSQL (only what the change log made durable):"
-psql_ -c "SELECT slot_name, confirmed_flush_lsn, pg_current_wal_lsn() FROM pg_replication_slots WHERE slot_name = 'trickle_demo'"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+grpc_port=$(free_port)
+http_port=$(free_port)
+export TRICKLE_ADDRESS="127.0.0.1:$grpc_port"
+trickle() { "$root/build/service/trickle" "$@"; }
+
+echo "== starting trickled (change log in $work/data, admin RPC on $TRICKLE_ADDRESS, /metrics on 127.0.0.1:$http_port)"
+"$root/build/service/trickled" --dsn="$dsn" --data-dir="$work/data" \
+  --slot-name=trickle_demo --publication-name=trickle_demo \
+  --grpc-address="$TRICKLE_ADDRESS" --http-address="127.0.0.1:$http_port" >"$work/trickled.log" 2>&1 &
+trickled_pid=$!
+for _ in $(seq 1 300); do trickle health >/dev/null 2>&1 && break; sleep 0.1; done
+trickle health || { cat "$work/trickled.log"; exit 1; }
+
+echo
+echo "== creating a stream table through the CLI"
+query="SELECT customer, count(*) AS orders, sum(amount) AS total FROM demo_orders GROUP BY customer"
+trickle drop demo_totals >/dev/null 2>&1 || true  # left over from an interrupted run
+echo "\$ trickle create demo_totals \"$query\""
+trickle create demo_totals "$query"
+psql_ -c "SELECT customer, orders, total FROM demo_totals ORDER BY customer"
+
+echo "== writing to the source: an insert, an update and a delete in one transaction, then more inserts"
+psql_ <<'SQL'
+BEGIN;
+INSERT INTO demo_orders VALUES (4, 'ada', 4.5), (5, 'barbara', 12);
+UPDATE demo_orders SET amount = amount * 2 WHERE id = 2;
+DELETE FROM demo_orders WHERE id = 3;
+COMMIT;
+INSERT INTO demo_orders SELECT g, 'user' || (g % 5), g FROM generate_series(100, 199) g;
+SQL
+
+echo "== waiting until the stream table equals its query (trickled refreshes it on change)"
+same=""
+for _ in $(seq 1 100); do
+  diff_rows=$(psql_ -At -c "SELECT count(*) FROM ((SELECT customer, orders, total FROM demo_totals EXCEPT ALL $query) UNION ALL ($query EXCEPT ALL SELECT customer, orders, total FROM demo_totals)) d")
+  if [ "$diff_rows" = "0" ]; then same=1; break; fi
+  sleep 0.1
+done
+[ -n "$same" ] || { echo "demo_totals does not match its query"; cat "$work/trickled.log"; exit 1; }
+echo "demo_totals matches its query:"
+psql_ -c "SELECT customer, orders, total FROM demo_totals ORDER BY customer"
+
+echo "== trickle list"
+trickle list
+echo
+echo "== trickle status demo_totals"
+trickle status demo_totals --history=3
+echo
+echo "== trickle explain demo_totals (the operator tree; --analyze adds the plan on the pending delta)"
+trickle explain demo_totals | sed -n '1,/^-- delta SQL/p' | sed '$d'
+echo "== /metrics (the stream table's series)"
+python3 -c "import urllib.request,sys; print(urllib.request.urlopen('http://127.0.0.1:$http_port/metrics').read().decode())" \
+  | grep -E '^trickle_(refreshes_total|stream_table_staleness_seconds|capture_transactions_total|slot_lag_bytes)' || true
+
+echo "== trickle drop demo_totals (the demo cleans up after itself)"
+trickle drop demo_totals
 kill "$trickled_pid"; wait "$trickled_pid" || true; trickled_pid=""
 psql_ -c "SELECT pg_drop_replication_slot('trickle_demo')" >/dev/null
 echo "== done"
