@@ -99,6 +99,13 @@ void ExplainNodeToProto(const delta::ExplainNode& node, v1::ExplainNode* out) {
   for (const delta::ExplainNode& child : node.children) ExplainNodeToProto(child, out->add_children());
 }
 
+absl::StatusOr<std::set<std::string>> StreamTableNames(PgConnection& conn) {
+  TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(sql::kStreamTableNames));
+  std::set<std::string> names;
+  for (int i = 0; i < r.rows(); ++i) names.insert(std::string(r.Get(i, 0)));
+  return names;
+}
+
 void RefreshRecordFromResult(const scheduler::RefreshResult& result, v1::RefreshRecord* record) {
   const scheduler::HistoryRow& h = result.history;
   record->set_action(result.committed ? ActionToProto(h.action) : v1::REFRESH_ACTION_NO_DATA);
@@ -228,7 +235,8 @@ absl::Status AdminService::Authorize(const grpc::ServerContext& context) const {
 }
 
 absl::StatusOr<std::vector<v1::StreamTable>> AdminService::ReadStreamTables(PgConnection& conn,
-                                                                          const std::string* name) {
+                                                                          const std::string* name,
+                                                                          std::vector<int64_t>* ids) {
   std::vector<std::optional<std::string>> params = {std::nullopt, std::nullopt};
   if (name != nullptr) {
     TRICKLE_ASSIGN_OR_RETURN(auto qualified, SplitStreamTableName(*name));
@@ -256,8 +264,8 @@ absl::StatusOr<std::vector<v1::StreamTable>> AdminService::ReadStreamTables(PgCo
   std::vector<v1::StreamTable> out;
   for (int i = 0; i < r.rows(); ++i) {
     v1::StreamTable st;
-    int64_t id = 0;
-    absl::SimpleAtoi(r.Get(i, 0), &id);
+    int64_t id = ToInt64(r.Get(i, 0));
+    if (ids != nullptr) ids->push_back(id);
     st.set_schema(std::string(r.Get(i, 1)));
     st.set_table(std::string(r.Get(i, 2)));
     st.set_name(absl::StrCat(st.schema(), ".", st.table()));
@@ -408,17 +416,10 @@ grpc::Status AdminService::DropStreamTable(grpc::ServerContext* context,
   absl::Status status = [&]() -> absl::Status {
     TRICKLE_RETURN_IF_ERROR(Authorize(*context));
     TRICKLE_ASSIGN_OR_RETURN(Lease conn, Connection());
-    auto names = [&]() -> absl::StatusOr<std::set<std::string>> {
-      TRICKLE_ASSIGN_OR_RETURN(
-          PgResult r, conn->Exec("SELECT schema_name || '.' || table_name FROM pgtrickle.stream_tables"));
-      std::set<std::string> out;
-      for (int i = 0; i < r.rows(); ++i) out.insert(std::string(r.Get(i, 0)));
-      return out;
-    };
-    TRICKLE_ASSIGN_OR_RETURN(std::set<std::string> before, names());
+    TRICKLE_ASSIGN_OR_RETURN(std::set<std::string> before, StreamTableNames(*conn));
     TRICKLE_RETURN_IF_ERROR(
         manager_->Drop(request->name(), request->behavior() == v1::DROP_BEHAVIOR_CASCADE));
-    TRICKLE_ASSIGN_OR_RETURN(std::set<std::string> after, names());
+    TRICKLE_ASSIGN_OR_RETURN(std::set<std::string> after, StreamTableNames(*conn));
     for (const std::string& name : before) {
       if (!after.contains(name)) response->add_dropped(name);
     }
@@ -469,15 +470,12 @@ grpc::Status AdminService::GetStreamTable(grpc::ServerContext* context, const v1
     }
     int limit = request->history_limit() == 0 ? kDefaultHistory : request->history_limit();
     TRICKLE_ASSIGN_OR_RETURN(Lease conn, Connection());
-    TRICKLE_ASSIGN_OR_RETURN(std::vector<v1::StreamTable> tables, ReadStreamTables(*conn, &request->name()));
+    std::vector<int64_t> ids;
+    TRICKLE_ASSIGN_OR_RETURN(std::vector<v1::StreamTable> tables,
+                             ReadStreamTables(*conn, &request->name(), &ids));
     *response->mutable_stream_table() = tables.front();
-    TRICKLE_ASSIGN_OR_RETURN(
-        PgResult id, conn->ExecParams("SELECT id FROM pgtrickle.stream_tables WHERE schema_name = $1"
-                                      " AND table_name = $2",
-                                      {tables.front().schema(), tables.front().table()}));
-    if (id.rows() == 0) return absl::NotFoundError(absl::StrCat("stream table ", request->name(), " was dropped"));
     TRICKLE_ASSIGN_OR_RETURN(PgResult h, conn->ExecParams(std::string(sql::kRecentRefreshes),
-                                                          {std::string(id.Get(0, 0)), std::to_string(limit)}));
+                                                          {std::to_string(ids.front()), std::to_string(limit)}));
     for (int i = 0; i < h.rows(); ++i) {
       v1::RefreshRecord* rec = response->add_recent_refreshes();
       rec->set_action(ActionToProto(h.Get(i, 0)));
@@ -511,10 +509,7 @@ grpc::Status AdminService::Explain(grpc::ServerContext* context, const v1::Expla
     response->set_merge_sql(plan.merge_sql);
     for (const std::string& s : plan.full_refresh_sql) response->add_full_refresh_sql(s);
     TRICKLE_ASSIGN_OR_RETURN(Lease conn, Connection());
-    TRICKLE_ASSIGN_OR_RETURN(PgResult upstream,
-                             conn->Exec("SELECT schema_name || '.' || table_name FROM pgtrickle.stream_tables"));
-    std::set<std::string> stream_tables;
-    for (int i = 0; i < upstream.rows(); ++i) stream_tables.insert(std::string(upstream.Get(i, 0)));
+    TRICKLE_ASSIGN_OR_RETURN(std::set<std::string> stream_tables, StreamTableNames(*conn));
     for (const delta::SourceRelation& s : plan.sources) {
       v1::Source* source = response->add_sources();
       source->set_name(absl::StrCat(s.schema, ".", s.name));
@@ -630,6 +625,9 @@ absl::StatusOr<std::unique_ptr<grpc::Server>> StartAdminServer(const AdminServer
   builder.RegisterService(service);
   builder.SetMaxReceiveMessageSize(kMaxAdminMessageBytes);
   builder.SetMaxSendMessageSize(kMaxAdminMessageBytes);
+  // gRPC sets SO_REUSEPORT by default: a second trickled would then share
+  // the port (and split the calls) instead of failing to start.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || *port == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", options.address,

@@ -73,9 +73,11 @@ class AdminService final : public admin::v1::TrickleAdmin::Service {
   void Return(std::unique_ptr<PgConnection> conn);
 
   absl::Status Authorize(const grpc::ServerContext& context) const;
-  // Stream tables from the catalog: all, or the one named (NotFound).
+  // Stream tables from the catalog: all, or the one named (NotFound);
+  // their catalog ids into `ids` when given.
   absl::StatusOr<std::vector<admin::v1::StreamTable>> ReadStreamTables(PgConnection& conn,
-                                                                      const std::string* name);
+                                                                      const std::string* name,
+                                                                      std::vector<int64_t>* ids = nullptr);
   absl::StatusOr<admin::v1::StreamTable> ReadStreamTable(const std::string& name);
 
   AdminServiceOptions options_;

@@ -116,9 +116,6 @@ absl::Status Run(const ServiceConfig& config) {
     return manager.status();
   }
   listener = manager->get();
-  status.SetCatalogReady();
-  status.SetWorkers(std::max(1, config.max_parallel_workers));  // 0 = one, in the coordinator
-  status.Start();
 
   // The admin RPC: from here on the CLI can create and drive stream tables.
   AdminServiceOptions admin_options;
@@ -139,6 +136,11 @@ absl::Status Run(const ServiceConfig& config) {
     spdlog::info("admin RPC (trickle.admin.v1) on {}{}", config.grpc_address,
                  config.auth_token.empty() ? "" : " (token required)");
   }
+  // Ready (/readyz) from here on: the catalog is migrated and the admin RPC
+  // listens.
+  status.SetCatalogReady();
+  status.SetWorkers(std::max(1, config.max_parallel_workers));  // 0 = one, in the coordinator
+  status.Start();
   std::thread refresh_thread([&] { (*manager)->RunScheduler(g_stop); });
 
   // Progress once in a while, so an operator sees the capture move.

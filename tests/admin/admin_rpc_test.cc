@@ -615,5 +615,18 @@ TEST_F(AdminRpcTest, OversizedAndMalformedGrpcRequestsNeverCrashTheService) {
   EXPECT_TRUE(trickled_->Alive()) << trickled_->Log();
 }
 
+TEST_F(AdminRpcTest, AnAddressInUseIsADefiniteErrorAtStartup) {
+  StartService();
+  // A second trickled asked to listen on the first one's admin port.
+  TrickledOptions options;
+  options.name = prefix_ + "_second";
+  options.fresh_catalog = false;
+  options.extra_args = {"--grpc-address=" + trickled_->grpc_address()};
+  auto second = TrickledProcess::Start(options);
+  ASSERT_FALSE(second.ok());
+  EXPECT_THAT(std::string(second.status().message()), HasSubstr("cannot listen for gRPC on " + trickled_->grpc_address()));
+  EXPECT_TRUE(trickled_->Alive());
+}
+
 }  // namespace
 }  // namespace trickle::testing

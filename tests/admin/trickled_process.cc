@@ -83,7 +83,7 @@ absl::StatusOr<std::unique_ptr<TrickledProcess>> TrickledProcess::Start(Trickled
   if (options.fresh_catalog) {
     auto conn = TestPostgres().Connect();
     if (!conn.ok()) return conn.status();
-    auto dropped = (*conn)->Exec("DROP SCHEMA IF EXISTS pgtrickle CASCADE");
+    auto dropped = (*conn)->Exec("SET client_min_messages = warning; DROP SCHEMA IF EXISTS pgtrickle CASCADE");
     if (!dropped.ok()) return dropped.status();
   }
   std::unique_ptr<TrickledProcess> p(new TrickledProcess());
