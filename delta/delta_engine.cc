@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <utility>
@@ -45,6 +46,16 @@ struct StoragePlan {
   // Operators whose delta the apply step computes itself (by op id), with
   // how: shown in the explanation instead of the generic strategy.
   std::map<int, std::string> strategy_overrides;
+  // When set, the MERGE computes the new rows itself from the stored row
+  // (t) and the delta row (d), instead of the delta carrying whole new rows
+  // and __pgt_op. Values are indexed like `columns`.
+  struct ComputedMerge {
+    Node delete_condition;               // over t and d; unset: never delete
+    std::vector<Node> matched_values;    // over t and d
+    std::vector<Node> inserted_values;   // over d only
+    Node insert_condition;               // over d
+  };
+  std::optional<ComputedMerge> computed;
 };
 
 std::vector<int> Visible(const Op& op) {
@@ -310,14 +321,12 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   for (size_t j = 0; j < vis.size(); ++j) p.columns.push_back({names_[j], false});
   // Identity: the group key, reusing a visible column that is exactly a key.
   std::vector<int> group_storage(g, -1);
-  std::vector<bool> identity_visible(vis.size(), false);
   bool nullable = false;
   for (int j = 0; j < g; ++j) {
     for (size_t v = 0; v < vis.size(); ++v) {
       const Node& e = project.exprs[vis[v]];
       if (e.has_column_ref() && CanonicalKey(e) == CanonicalKey(Ref("i", j))) {
         group_storage[j] = v;
-        identity_visible[v] = true;
         break;
       }
     }
@@ -328,6 +337,7 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
     p.identity.push_back(group_storage[j]);
     nullable |= !agg.columns[j].not_null;
   }
+  const int count_col = p.columns.size();
   p.columns.push_back({kCount, true});
   std::vector<int> state_a(agg.aggs.size(), -1), state_n(agg.aggs.size(), -1);
   for (size_t k = 0; k < agg.aggs.size(); ++k) {
@@ -345,20 +355,12 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   b::NodeList groups_i;
   for (int j = 0; j < g; ++j) groups_i.push_back(Ref("i", j));
 
-  // The select list over a relation `i` with the aggregate's output c1..
-  // and the state columns; hidden group columns; the state; the hash.
-  auto finish = [&](bool for_delta) {
+  // The full refresh's outer select: the select list over `i` (the
+  // aggregate's output c1.. and the state columns), hidden group columns,
+  // the state, the hash.
+  auto finish = [&]() {
     b::Select s;
-    for (size_t v = 0; v < vis.size(); ++v) {
-      Node e = project.exprs[vis[v]];
-      if (for_delta && g > 0 && !identity_visible[v]) {
-        // A deleted group's other columns are never written; evaluating
-        // them could fail (e.g. 1 / count(*) with count 0).
-        Node null = b::Null();
-        e = b::Case({{b::Eq(b::Col("i", kCount), b::Int(0)), null}}, &e);
-      }
-      s.targets.push_back(b::Target(e, p.columns[v].name));
-    }
+    for (size_t v = 0; v < vis.size(); ++v) s.targets.push_back(b::Target(project.exprs[vis[v]], p.columns[v].name));
     for (int j = 0; j < g; ++j) {
       if (group_storage[j] >= static_cast<int>(vis.size())) {
         s.targets.push_back(b::Target(Ref("i", j), p.columns[group_storage[j]].name));
@@ -394,17 +396,19 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
       if (state_n[k] >= 0) inner.targets.push_back(b::Target(RenamedCall(a, "count"), p.columns[state_n[k]].name));
     }
     inner.from.push_back(b::Subquery(gen_.Eval(*agg.inputs[0], State::kPost), "i"));
-    b::Select outer = finish(false);
+    b::Select outer = finish();
     outer.from.push_back(b::Subquery(inner.Build(), "i"));
     p.full_select = outer.Build();
   }
 
-  // Delta: per touched group, the change of every state column.
+  // Delta: per touched group, the change of every state column. Group
+  // values are __pgt_gv<j> here (user column names can be anything).
   std::string din = gen_.Delta(*agg.inputs[0]);
   Node dm = b::Col("i", "__pgt_dm");
+  auto gv = [](int j) { return absl::StrCat("__pgt_gv", j + 1); };
   b::Select da;
   for (int j = 0; j < g; ++j) {
-    da.targets.push_back(b::Target(agg.group_exprs[j], ColName(j)));
+    da.targets.push_back(b::Target(agg.group_exprs[j], gv(j)));
     da.group_by.push_back(agg.group_exprs[j]);
   }
   da.targets.push_back(b::Target(b::Agg("sum", {dm}), "__pgt_dcount"));
@@ -433,80 +437,78 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   da.from.push_back(b::Table("", din, "i"));
   std::string da_name = gen_.AddCte("a", da.Build());
 
-  // New state: old (from the storage table) + delta.
-  b::Select ns;
-  auto zero_if_null = [](Node n) { return b::Coalesce({std::move(n), b::Int(0)}); };
-  for (int j = 0; j < g; ++j) ns.targets.push_back(b::Target(Ref("d", j), ColName(j)));
-  ns.targets.push_back(b::Target(
-      b::Op("+", zero_if_null(b::Col("t", kCount)), zero_if_null(b::Col("d", "__pgt_dcount"))),
-      kCount));
+  // The MERGE's source: one row per touched group, its identity under the
+  // storage names, and the state changes.
+  b::Select src;
+  b::NodeList gvals;
+  for (int j = 0; j < g; ++j) gvals.push_back(b::Col("a", gv(j)));
+  for (int j = 0; j < g; ++j) src.targets.push_back(b::Target(gvals[j], p.columns[group_storage[j]].name));
+  if (nullable) src.targets.push_back(b::Target(b::RowHash(gvals), kRowId));
+  for (int j = 0; j < g; ++j) src.targets.push_back(b::Target(gvals[j], gv(j)));
+  src.targets.push_back(b::Target(b::Col("a", "__pgt_dcount"), "__pgt_dcount"));
   for (size_t k = 0; k < agg.aggs.size(); ++k) {
-    const AggCall& a = agg.aggs[k];
-    const std::string an = p.columns[state_a[k]].name;
-    Node add_a = b::Op("+", zero_if_null(b::Col("t", an)),
-                       zero_if_null(b::Col("d", absl::StrCat("__pgt_da", k + 1))));
-    if (a.name == "count") {
-      ns.targets.push_back(b::Target(b::Cast(add_a, "bigint"), an));
-      continue;
-    }
-    const std::string nn = p.columns[state_n[k]].name;
-    Node new_n = b::Op("+", zero_if_null(b::Col("t", nn)),
-                       zero_if_null(b::Col("d", absl::StrCat("__pgt_dn", k + 1))));
-    Node null = b::Null();
-    Node sum_type = b::Cast(add_a, a.name == "avg" ? "numeric" : SumType(a));
-    ns.targets.push_back(b::Target(b::Case({{b::Eq(new_n, b::Int(0)), null}}, &sum_type), an));
-    ns.targets.push_back(b::Target(b::Cast(new_n, "bigint"), nn));
-  }
-  // Join the touched groups to their storage rows (identity values under the
-  // storage names on the delta side).
-  b::Select keyed;
-  for (int j = 0; j < g; ++j) keyed.targets.push_back(b::Target(Ref("a", j), p.columns[group_storage[j]].name));
-  if (nullable) {
-    b::NodeList gs;
-    for (int j = 0; j < g; ++j) gs.push_back(Ref("a", j));
-    keyed.targets.push_back(b::Target(b::RowHash(gs), kRowId));
-  }
-  keyed.targets.push_back(b::Target(b::Star("a")));
-  keyed.from.push_back(b::Table("", da_name, "a"));
-  ns.from.push_back(b::Join(pg_query::JOIN_LEFT, b::Subquery(keyed.Build(), "d"), Storage("t"),
-                            IdentityMatch(p, "t", "d")));
-  // Aggregate values over the new state, with the aggregates' own result types.
-  b::Select values;
-  for (int j = 0; j < g; ++j) values.targets.push_back(b::Target(Ref("s", j), ColName(j)));
-  for (size_t k = 0; k < agg.aggs.size(); ++k) {
-    const AggCall& a = agg.aggs[k];
-    Node sa = b::Col("s", p.columns[state_a[k]].name);
-    Node v;
-    if (a.name == "count") {
-      v = b::Cast(sa, "bigint");
-    } else if (a.name == "sum") {
-      v = b::Cast(sa, SumType(a));
-    } else {  // avg: numeric sum / count, as int8_avg and numeric_poly_avg compute it
-      Node sn = b::Col("s", p.columns[state_n[k]].name);
-      Node null = b::Null();
-      Node div = b::Op("/", b::Cast(sa, "numeric"), b::Cast(sn, "numeric"));
-      v = b::Case({{b::Eq(sn, b::Int(0)), null}}, &div);
-    }
-    values.targets.push_back(b::Target(v, ColName(g + k)));
-  }
-  values.targets.push_back(b::Target(b::Col("s", kCount), kCount));
-  for (size_t k = 0; k < agg.aggs.size(); ++k) {
-    values.targets.push_back(b::Target(b::Col("s", p.columns[state_a[k]].name), p.columns[state_a[k]].name));
+    src.targets.push_back(b::Target(b::Col("a", absl::StrCat("__pgt_da", k + 1)), absl::StrCat("__pgt_da", k + 1)));
     if (state_n[k] >= 0) {
-      values.targets.push_back(b::Target(b::Col("s", p.columns[state_n[k]].name), p.columns[state_n[k]].name));
+      src.targets.push_back(b::Target(b::Col("a", absl::StrCat("__pgt_dn", k + 1)), absl::StrCat("__pgt_dn", k + 1)));
     }
   }
-  values.from.push_back(b::Subquery(ns.Build(), "s"));
-  std::string ns_name = gen_.AddCte("n", values.Build());
+  src.from.push_back(b::Table("", da_name, "a"));
+  p.delta_final = src.Build();
 
-  b::Select f = finish(true);
+  // The new row, as expressions over the stored row (t) and the delta row
+  // (d); `stored` false means no stored row (the NOT MATCHED branch, where
+  // the target cannot be referenced): the old state is zero.
+  auto zero_if_null = [](Node n) { return b::Coalesce({std::move(n), b::Int(0)}); };
+  auto new_row = [&](bool stored) {
+    auto old = [&](int col) { return stored ? b::Col("t", p.columns[col].name) : b::Null(); };
+    std::vector<Node> v(p.columns.size());
+    v[count_col] = b::Op("+", zero_if_null(old(count_col)), zero_if_null(b::Col("d", "__pgt_dcount")));
+    std::vector<Node> agg_values;
+    for (size_t k = 0; k < agg.aggs.size(); ++k) {
+      const AggCall& a = agg.aggs[k];
+      Node add_a = b::Op("+", zero_if_null(old(state_a[k])),
+                         zero_if_null(b::Col("d", absl::StrCat("__pgt_da", k + 1))));
+      if (a.name == "count") {
+        v[state_a[k]] = b::Cast(add_a, "bigint");
+        agg_values.push_back(v[state_a[k]]);
+        continue;
+      }
+      Node new_n = b::Cast(b::Op("+", zero_if_null(old(state_n[k])),
+                                 zero_if_null(b::Col("d", absl::StrCat("__pgt_dn", k + 1)))),
+                           "bigint");
+      Node null = b::Null();
+      Node sum = b::Cast(add_a, a.name == "avg" ? "numeric" : SumType(a));
+      v[state_a[k]] = b::Case({{b::Eq(new_n, b::Int(0)), null}}, &sum);
+      v[state_n[k]] = new_n;
+      if (a.name == "sum") {
+        agg_values.push_back(v[state_a[k]]);
+      } else {  // avg: numeric sum / count, as int8_avg and numeric_poly_avg compute it
+        Node div = b::Op("/", b::Cast(sum, "numeric"), b::Cast(new_n, "numeric"));
+        agg_values.push_back(b::Case({{b::Eq(new_n, b::Int(0)), null}}, &div));
+      }
+    }
+    // The select list over the new aggregate values (i.c<k> of the
+    // aggregate's output: group values, then aggregates).
+    std::vector<Node> agg_output;
+    for (int j = 0; j < g; ++j) agg_output.push_back(b::Col("d", gv(j)));
+    for (auto& x : agg_values) agg_output.push_back(x);
+    for (size_t c = 0; c < vis.size(); ++c) v[c] = Substitute(project.exprs[vis[c]], "i", agg_output);
+    for (int j = 0; j < g; ++j) v[group_storage[j]] = b::Col("d", gv(j));
+    if (nullable) v[p.row_id] = b::Col("d", kRowId);
+    return v;
+  };
+  StoragePlan::ComputedMerge cm;
+  cm.matched_values = new_row(true);
+  cm.inserted_values = new_row(false);
   if (g > 0) {
-    f.targets.push_back(b::Target(OpColumn(b::Eq(b::Col("i", kCount), b::Int(0))), kOp));
+    // A group whose count reaches zero is gone (the DELETE branch comes
+    // first, so the select list is never evaluated over an empty group).
+    cm.delete_condition = b::Eq(cm.matched_values[count_col], b::Int(0));
+    cm.insert_condition = b::Op(">", cm.inserted_values[count_col], b::Int(0));
   } else {
-    f.targets.push_back(b::Target(b::Str("U"), kOp));  // the one row of a whole-input aggregate
+    cm.insert_condition = b::Bool(true);  // the one row of a whole-input aggregate always exists
   }
-  f.from.push_back(b::Table("", ns_name, "i"));
-  p.delta_final = f.Build();
+  p.computed = std::move(cm);
   return p;
 }
 
@@ -523,14 +525,12 @@ StoragePlan PlanBuilder::AggregateRecompute(const Op& project, const Op& post, c
   auto vis = Visible(project);
   for (size_t j = 0; j < vis.size(); ++j) p.columns.push_back({names_[j], false});
   std::vector<int> group_storage(g, -1);
-  std::vector<bool> identity_visible(vis.size(), false);
   bool nullable = false;
   for (int j = 0; j < g; ++j) {
     for (size_t v = 0; v < vis.size(); ++v) {
       const Node& e = project.exprs[vis[v]];
       if (e.has_column_ref() && CanonicalKey(e) == CanonicalKey(Ref("i", j))) {
         group_storage[j] = v;
-        identity_visible[v] = true;
         break;
       }
     }
@@ -722,12 +722,15 @@ Node Merge(const StreamTableSpec& spec, const StoragePlan& p, Node delta) {
   *m->mutable_relation() = target.range_var();
   *m->mutable_source_relation() = b::Subquery(std::move(delta), "d");
   *m->mutable_join_condition() = IdentityMatch(p, "t", "d");
-  {
+  const auto* computed = p.computed.has_value() ? &*p.computed : nullptr;
+  Node delete_condition = computed != nullptr ? computed->delete_condition
+                                              : b::Eq(b::Col("d", kOp), b::Str("D"));
+  if (delete_condition.node_case() != Node::NODE_NOT_SET) {
     auto* w = m->add_merge_when_clauses()->mutable_merge_when_clause();
     w->set_matched(true);
     w->set_command_type(pg_query::CMD_DELETE);
     w->set_override(pg_query::OVERRIDING_NOT_SET);
-    *w->mutable_condition() = b::Eq(b::Col("d", kOp), b::Str("D"));
+    *w->mutable_condition() = delete_condition;
   }
   std::set<int> identity(p.identity.begin(), p.identity.end());
   b::NodeList tv, dv;
@@ -736,7 +739,7 @@ Node Merge(const StreamTableSpec& spec, const StoragePlan& p, Node delta) {
     if (identity.count(k) || static_cast<int>(k) == p.row_id) continue;
     update_cols.push_back(p.columns[k].name);
     tv.push_back(b::Col("t", p.columns[k].name));
-    dv.push_back(b::Col("d", p.columns[k].name));
+    dv.push_back(computed != nullptr ? computed->matched_values[k] : b::Col("d", p.columns[k].name));
   }
   if (p.updates && !update_cols.empty()) {
     // No-op updates are suppressed: a downstream publication sees only real changes.
@@ -745,17 +748,18 @@ Node Merge(const StreamTableSpec& spec, const StoragePlan& p, Node delta) {
     w->set_command_type(pg_query::CMD_UPDATE);
     w->set_override(pg_query::OVERRIDING_NOT_SET);
     *w->mutable_condition() = b::IsDistinct(b::Row(tv), b::Row(dv));
-    for (const auto& c : update_cols) *w->add_target_list() = b::Target(b::Col("d", c), c);
+    for (size_t k = 0; k < update_cols.size(); ++k) *w->add_target_list() = b::Target(dv[k], update_cols[k]);
   }
   {
     auto* w = m->add_merge_when_clauses()->mutable_merge_when_clause();
     w->set_matched(false);
     w->set_command_type(pg_query::CMD_INSERT);
     w->set_override(pg_query::OVERRIDING_NOT_SET);
-    *w->mutable_condition() = b::Op("<>", b::Col("d", kOp), b::Str("D"));
-    for (const auto& c : p.columns) {
-      w->add_target_list()->mutable_res_target()->set_name(c.name);
-      *w->add_values() = b::Col("d", c.name);
+    *w->mutable_condition() = computed != nullptr ? computed->insert_condition
+                                                  : b::Op("<>", b::Col("d", kOp), b::Str("D"));
+    for (size_t k = 0; k < p.columns.size(); ++k) {
+      w->add_target_list()->mutable_res_target()->set_name(p.columns[k].name);
+      *w->add_values() = computed != nullptr ? computed->inserted_values[k] : b::Col("d", p.columns[k].name);
     }
   }
   return n;
