@@ -158,7 +158,11 @@ struct DeltaPlan {
 
   std::vector<std::string> storage_ddl;       // CREATE TABLE ...; CREATE UNIQUE INDEX ...
   std::vector<std::string> full_refresh_sql;  // TRUNCATE ...; INSERT ... SELECT ...
-  std::string delta_sql;  // SELECT: one row per changed identity (empty when kFull)
+  // SELECT: the MERGE's source, one row per changed row identity: the new
+  // row and __pgt_op ('U' or 'D'); for an algebraic aggregate the group's
+  // state change (count/sum deltas), which the MERGE adds to the stored
+  // state. Empty when kFull.
+  std::string delta_sql;
   std::string merge_sql;  // MERGE INTO <stream table> USING (<delta_sql>) ... (empty when kFull)
 
   ExplainNode explain_tree;
