@@ -3,9 +3,7 @@
 // subtransactions; it is restarted each time. At the end the change log must
 // hold every committed change exactly once and nothing else, compared with
 // what the writers saw committed.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -19,32 +17,16 @@
 #include "gtest/gtest.h"
 #include "storage/change_log.h"
 #include "tests/support/postgres_server.h"
-
-extern char** environ;
+#include "tests/support/process.h"
 
 namespace trickle::testing {
 namespace {
 
 pid_t StartTrickled(const std::string& data_dir, const std::string& log_path) {
-  std::vector<std::string> args = {TRICKLED_PATH,
-                                   "--dsn=" + TestPostgres().Dsn(),
-                                   "--data-dir=" + data_dir,
-                                   "--slot-name=slot_crash",
-                                   "--publication-name=pub_crash",
-                                   "--status-interval=200ms",
-                                   "--log-level=warn"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 2, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_addopen(&actions, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(rc, 0) << "cannot start " << TRICKLED_PATH;
-  return pid;
+  return SpawnLogged({TRICKLED_PATH, "--dsn=" + TestPostgres().Dsn(), "--data-dir=" + data_dir,
+                      "--slot-name=slot_crash", "--publication-name=pub_crash", "--status-interval=200ms",
+                      "--log-level=warn"},
+                     log_path);
 }
 
 // (op, id) pairs the writers saw committed.

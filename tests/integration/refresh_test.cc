@@ -11,6 +11,7 @@
 #include "scheduler/stream_table_manager.h"
 #include "service/fence.h"
 #include "tests/integration/capture_fixture.h"
+#include "tests/support/oracle.h"
 
 namespace trickle::testing {
 namespace {
@@ -48,18 +49,7 @@ class RefreshTest : public ::testing::Test {
   // Rows in (ST EXCEPT ALL Q) + (Q EXCEPT ALL ST) over the visible columns,
   // in one snapshot.
   int64_t OracleDifferences(const std::string& st, const std::string& query) {
-    auto cols = sql().ExecParams(
-        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute"
-        " WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped"
-        " AND attname NOT LIKE '\\_\\_pgt\\_%'",
-        {st});
-    EXPECT_TRUE(cols.ok()) << cols.status();
-    std::string c(cols->Get(0, 0));
-    auto diff = sql().Exec(absl::StrCat("SELECT count(*) FROM ((SELECT ", c, " FROM ", st,
-                                        " EXCEPT ALL SELECT * FROM (", query, ") q) UNION ALL (SELECT * FROM (",
-                                        query, ") q EXCEPT ALL SELECT ", c, " FROM ", st, ")) d"));
-    EXPECT_TRUE(diff.ok()) << diff.status();
-    return diff.ok() ? std::stoll(std::string(diff->Get(0, 0))) : -1;
+    return trickle::testing::OracleDifferences(sql(), st, query);
   }
 
   int64_t Count(const std::string& q) {

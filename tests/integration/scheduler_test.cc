@@ -10,6 +10,7 @@
 #include "scheduler/stream_table_manager.h"
 #include "service/fence.h"
 #include "tests/integration/capture_fixture.h"
+#include "tests/support/oracle.h"
 
 namespace trickle::testing {
 namespace {
@@ -60,12 +61,7 @@ class SchedulerTest : public ::testing::Test {
     return r.ok() && r->rows() > 0 ? std::string(r->Get(0, 0)) : "";
   }
   int64_t OracleDifferences(const std::string& st, const std::string& query) {
-    std::string cols = Text(absl::StrCat(
-        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '",
-        st, "'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%'"));
-    return Scalar(absl::StrCat("SELECT count(*) FROM ((SELECT ", cols, " FROM ", st, " EXCEPT ALL SELECT * FROM (",
-                               query, ") q) UNION ALL (SELECT * FROM (", query, ") q EXCEPT ALL SELECT ", cols,
-                               " FROM ", st, ")) d"));
+    return trickle::testing::OracleDifferences(sql(), st, query);
   }
   // Waits until every stream table's frontier passes the WAL position of now
   // (so every change committed so far is applied), by change arrival alone.

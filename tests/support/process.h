@@ -1,0 +1,15 @@
+// Child processes for tests (the real trickled, killed and restarted).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace trickle::testing {
+
+// Starts argv[0] with `argv`, stdout and stderr appended to `log_path`.
+// Returns the pid (0 and a test failure when it could not start).
+pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path);
+
+}  // namespace trickle::testing
