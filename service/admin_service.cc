@@ -253,11 +253,8 @@ absl::StatusOr<std::vector<v1::StreamTable>> AdminService::ReadStreamTables(PgCo
   TRICKLE_ASSIGN_OR_RETURN(PgResult src, conn.ExecParams(std::string(sql::kStreamTableSources), {id_param}));
   std::map<int64_t, std::vector<std::pair<std::string, uint32_t>>> sources;
   for (int i = 0; i < src.rows(); ++i) {
-    int64_t id = 0;
-    uint32_t oid = 0;
-    absl::SimpleAtoi(src.Get(i, 0), &id);
-    absl::SimpleAtoi(src.Get(i, 2), &oid);
-    sources[id].emplace_back(std::string(src.Get(i, 1)), oid);
+    sources[ToInt64(src.Get(i, 0))].emplace_back(std::string(src.Get(i, 1)),
+                                                  static_cast<uint32_t>(ToInt64(src.Get(i, 2))));
   }
 
   absl::Time now = absl::Now();
@@ -285,9 +282,7 @@ absl::StatusOr<std::vector<v1::StreamTable>> AdminService::ReadStreamTables(PgCo
       }
     }
     st.set_last_error(std::string(r.Get(i, 11)));
-    int failures = 0;
-    absl::SimpleAtoi(r.Get(i, 12), &failures);
-    st.set_consecutive_failures(failures);
+    st.set_consecutive_failures(static_cast<int32_t>(ToInt64(r.Get(i, 12))));
     if (auto t = OptionalDouble(r, i, 13)) SetTimestamp(*t, st.mutable_created_at());
     if (auto t = OptionalDouble(r, i, 14)) SetTimestamp(*t, st.mutable_last_refresh_time());
     if (auto t = OptionalDouble(r, i, 15)) SetTimestamp(*t, st.mutable_last_change_commit_time());
@@ -315,9 +310,7 @@ absl::StatusOr<std::vector<v1::StreamTable>> AdminService::ReadStreamTables(PgCo
     if (!r.IsNull(i, 22)) {
       v1::FuseStatus* fuse = st.mutable_fuse();
       v1::FuseSettings* settings = fuse->mutable_settings();
-      int64_t max_rows = 0;
-      absl::SimpleAtoi(r.Get(i, 24), &max_rows);
-      settings->set_max_rows(max_rows);
+      settings->set_max_rows(ToInt64(r.Get(i, 24)));
       settings->set_max_multiple(OptionalDouble(r, i, 25).value_or(0));
       settings->set_enabled(settings->max_rows() > 0 || settings->max_multiple() > 0);
       if (r.Get(i, 22) == "BLOWN") {
@@ -338,8 +331,7 @@ absl::StatusOr<std::vector<v1::StreamTable>> AdminService::ReadStreamTables(PgCo
                                                   : v1::SLA_TIER_UNSPECIFIED);
     }
     if (!r.IsNull(i, 28)) {
-      int samples = 0;
-      absl::SimpleAtoi(r.Get(i, 28), &samples);
+      int samples = static_cast<int>(ToInt64(r.Get(i, 28)));
       cost->set_samples(samples);
       cost->set_slope_ms_per_row(OptionalDouble(r, i, 29).value_or(0));
       cost->set_intercept_ms(OptionalDouble(r, i, 30).value_or(0));

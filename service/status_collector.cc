@@ -21,6 +21,16 @@ const char* const kStatuses[] = {"ACTIVE", "ERROR", "SUSPENDED", "REINIT"};
 
 double UnixSeconds(absl::Time t) { return absl::ToDoubleSeconds(t - absl::UnixEpoch()); }
 
+int64_t ToInt64(absl::string_view text) {
+  int64_t n = 0;
+  return absl::SimpleAtoi(text, &n) ? n : 0;
+}
+
+double ToDouble(absl::string_view text) {
+  double d = 0;
+  return absl::SimpleAtod(text, &d) ? d : 0;
+}
+
 std::optional<double> OptionalDouble(const PgResult& r, int row, int col) {
   if (r.IsNull(row, col)) return std::nullopt;
   double v = 0;
@@ -204,22 +214,7 @@ absl::Status StatusCollector::CollectOnce() {
   absl::MutexLock collect_lock(&collect_mu_);
   ServiceObservation obs;
   obs.collected_at = absl::Now();
-  absl::Status status = [&]() -> absl::Status {
-    if (conn_ == nullptr || !conn_->ok()) {
-      conn_.reset();
-      TRICKLE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.dsn));
-      TRICKLE_RETURN_IF_ERROR(
-          conn_->Exec("SET application_name = 'trickle-status'; SET statement_timeout = '10s'").status());
-    }
-    TRICKLE_RETURN_IF_ERROR(CollectSlot(*conn_, &obs.slot));
-    obs.database_ok = true;
-    if (catalog_ready_.load()) {
-      TRICKLE_RETURN_IF_ERROR(CollectStreamTables(*conn_, &obs.stream_tables));
-      TRICKLE_RETURN_IF_ERROR(CollectHistory(*conn_));
-    }
-    TRICKLE_RETURN_IF_ERROR(CollectWorkers(*conn_));
-    return absl::OkStatus();
-  }();
+  absl::Status status = CollectFromDatabase(&obs);
   if (!status.ok()) {
     obs.database_error = std::string(status.message());
     if (!obs.database_ok) RecordError(absl::StrCat("status collection: ", status.message()));
@@ -239,6 +234,22 @@ absl::Status StatusCollector::CollectOnce() {
   return status;
 }
 
+absl::Status StatusCollector::CollectFromDatabase(ServiceObservation* obs) {
+  if (conn_ == nullptr || !conn_->ok()) {
+    conn_.reset();
+    TRICKLE_ASSIGN_OR_RETURN(conn_, PgConnection::Connect(options_.dsn));
+    TRICKLE_RETURN_IF_ERROR(
+        conn_->Exec("SET application_name = 'trickle-status'; SET statement_timeout = '10s'").status());
+  }
+  TRICKLE_RETURN_IF_ERROR(CollectSlot(*conn_, &obs->slot));
+  obs->database_ok = true;
+  if (catalog_ready_.load()) {
+    TRICKLE_RETURN_IF_ERROR(CollectStreamTables(*conn_, &obs->stream_tables));
+    TRICKLE_RETURN_IF_ERROR(CollectHistory(*conn_));
+  }
+  return CollectWorkers(*conn_);
+}
+
 absl::Status StatusCollector::CollectSlot(PgConnection& conn, SlotObservation* slot) {
   TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.ExecParams(std::string(sql::kSlotStatus), {options_.slot_name}));
   if (r.rows() == 0) return absl::OkStatus();
@@ -248,8 +259,8 @@ absl::Status StatusCollector::CollectSlot(PgConnection& conn, SlotObservation* s
   if (!r.IsNull(0, 2)) slot->restart = ParseLsn(r.Get(0, 2)).value_or(0);
   slot->current_wal = ParseLsn(r.Get(0, 3)).value_or(0);
   slot->wal_status = std::string(r.Get(0, 4));
-  absl::SimpleAtoi(r.Get(0, 5), &slot->lag_bytes);
-  absl::SimpleAtoi(r.Get(0, 6), &slot->retained_wal_bytes);
+  slot->lag_bytes = ToInt64(r.Get(0, 5));
+  slot->retained_wal_bytes = ToInt64(r.Get(0, 6));
   slot->lag_seconds = OptionalDouble(r, 0, 7).value_or(0);
   return absl::OkStatus();
 }
@@ -260,8 +271,7 @@ absl::Status StatusCollector::CollectStreamTables(PgConnection& conn,
   std::vector<std::optional<scheduler::Frontier>> frontiers;
   std::vector<std::vector<uint32_t>> sources;
   for (int i = 0; i < r.rows(); ++i) {
-    int64_t id = 0;
-    absl::SimpleAtoi(r.Get(i, 0), &id);
+    int64_t id = ToInt64(r.Get(i, 0));
     if (out->empty() || out->back().id != id) {
       StreamTableObservation st;
       st.id = id;
@@ -275,7 +285,7 @@ absl::Status StatusCollector::CollectStreamTables(PgConnection& conn,
         if (f.ok()) frontier = *f;
       }
       st.has_frontier = frontier.has_value();
-      absl::SimpleAtoi(r.Get(i, 6), &st.consecutive_failures);
+      st.consecutive_failures = static_cast<int>(ToInt64(r.Get(i, 6)));
       st.fuse_blown = r.Get(i, 9) == "BLOWN";
       if (auto t = OptionalDouble(r, i, 7)) st.last_refresh = absl::FromUnixMicros(static_cast<int64_t>(*t * 1e6));
       out->push_back(std::move(st));
@@ -283,9 +293,7 @@ absl::Status StatusCollector::CollectStreamTables(PgConnection& conn,
       sources.emplace_back();
     }
     if (!r.IsNull(i, 8)) {
-      uint32_t oid = 0;
-      absl::SimpleAtoi(r.Get(i, 8), &oid);
-      sources.back().push_back(oid);
+      sources.back().push_back(static_cast<uint32_t>(ToInt64(r.Get(i, 8))));
     }
   }
   for (size_t i = 0; i < out->size(); ++i) {
@@ -300,8 +308,7 @@ absl::Status StatusCollector::CollectStreamTables(PgConnection& conn,
 absl::Status StatusCollector::CollectHistory(PgConnection& conn) {
   if (!history_watermark_) {
     TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(sql::kRefreshHistoryMaxId));
-    int64_t max_id = 0;
-    absl::SimpleAtoi(r.Get(0, 0), &max_id);
+    int64_t max_id = ToInt64(r.Get(0, 0));
     history_watermark_ = max_id;
     history_start_ = max_id;
     return absl::OkStatus();
@@ -310,8 +317,7 @@ absl::Status StatusCollector::CollectHistory(PgConnection& conn) {
   TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.ExecParams(std::string(sql::kRefreshHistorySince),
                                                        {std::to_string(from), std::to_string(kHistoryBatch)}));
   for (int i = 0; i < r.rows(); ++i) {
-    int64_t id = 0;
-    absl::SimpleAtoi(r.Get(i, 0), &id);
+    int64_t id = ToInt64(r.Get(i, 0));
     // A row at or below the watermark was either counted already (in the
     // set) or committed late (count it now).
     if (recent_history_ids_.contains(id)) continue;
@@ -320,11 +326,9 @@ absl::Status StatusCollector::CollectHistory(PgConnection& conn) {
     std::string table(r.Get(i, 1));
     std::string action(r.Get(i, 2));
     bool success = r.Get(i, 3) == "t";
-    double duration_ms = 0;
-    int64_t delta_rows = 0, affected = 0;
-    absl::SimpleAtod(r.Get(i, 4), &duration_ms);
-    absl::SimpleAtoi(r.Get(i, 5), &delta_rows);
-    absl::SimpleAtoi(r.Get(i, 6), &affected);
+    double duration_ms = ToDouble(r.Get(i, 4));
+    int64_t delta_rows = ToInt64(r.Get(i, 5));
+    int64_t affected = ToInt64(r.Get(i, 6));
     m_->refreshes->Add({table, action, success ? "success" : "failure"}, 1);
     m_->refresh_duration->Observe({table, action}, duration_ms / 1000.0);
     if (success) {
@@ -343,9 +347,8 @@ absl::Status StatusCollector::CollectHistory(PgConnection& conn) {
 
 absl::Status StatusCollector::CollectWorkers(PgConnection& conn) {
   TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(sql::kRefreshWorkers));
-  int busy = 0, open = 0;
-  absl::SimpleAtoi(r.Get(0, 0), &busy);
-  absl::SimpleAtoi(r.Get(0, 1), &open);
+  int busy = static_cast<int>(ToInt64(r.Get(0, 0)));
+  int open = static_cast<int>(ToInt64(r.Get(0, 1)));
   absl::Time now = absl::Now();
   if (last_worker_sample_ != absl::InfinitePast()) {
     worker_busy_seconds_ = worker_busy_seconds_.load() +

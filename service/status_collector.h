@@ -132,11 +132,13 @@ class StatusCollector {
   absl::Time started_at() const { return started_at_; }
 
  private:
+  // The database-side figures into `obs` (database_ok once reached).
+  absl::Status CollectFromDatabase(ServiceObservation* obs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
   absl::Status CollectSlot(PgConnection& conn, SlotObservation* slot);
   absl::Status CollectStreamTables(PgConnection& conn, std::vector<StreamTableObservation>* out);
-  absl::Status CollectHistory(PgConnection& conn);
-  absl::Status CollectWorkers(PgConnection& conn);
-  void PublishGauges(const ServiceObservation& obs);
+  absl::Status CollectHistory(PgConnection& conn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
+  absl::Status CollectWorkers(PgConnection& conn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
+  void PublishGauges(const ServiceObservation& obs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
   void UpdateLiveGauges();
 
   StatusCollectorOptions options_;
