@@ -17,7 +17,8 @@ absl::StatusOr<std::vector<std::string>> OutputNames(PgConnection& conn, const s
   PGresult* prep = PQprepare(conn.raw(), "", query.c_str(), 0, nullptr);
   std::string error = PQresultStatus(prep) == PGRES_COMMAND_OK ? "" : PQresultErrorMessage(prep);
   PQclear(prep);
-  if (!error.empty()) return absl::InvalidArgumentError(absl::StrCat("cannot prepare the defining query: ", error));
+  if (!error.empty())
+    return absl::InvalidArgumentError(absl::StrCat("cannot prepare the defining query: ", error));
   PGresult* desc = PQdescribePrepared(conn.raw(), "");
   if (PQresultStatus(desc) != PGRES_COMMAND_OK) {
     std::string e = PQresultErrorMessage(desc);
@@ -53,9 +54,9 @@ absl::StatusOr<CatalogFacts> GatherCatalogFacts(PgConnection& conn, const std::s
     r.name = std::string(rel.Get(0, 2));
     std::string kind(rel.Get(0, 3));
     if (kind != "r" && kind != "p") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "relation ", r.schema, ".", r.name, " is not a table (relkind '", kind,
-          "'); stream tables can read tables and other stream tables only"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("relation ", r.schema, ".", r.name, " is not a table (relkind '", kind,
+                       "'); stream tables can read tables and other stream tables only"));
     }
     bool seen = false;
     for (const auto& x : facts.relations) seen |= x.oid == r.oid;
@@ -63,7 +64,8 @@ absl::StatusOr<CatalogFacts> GatherCatalogFacts(PgConnection& conn, const std::s
     std::string oid = std::to_string(r.oid);
     TRICKLE_ASSIGN_OR_RETURN(PgResult cols, conn.ExecParams(sql::kRelationColumns, {oid}));
     for (int i = 0; i < cols.rows(); ++i) {
-      r.columns.push_back({std::string(cols.Get(i, 0)), std::string(cols.Get(i, 1)), cols.Get(i, 2) == "t"});
+      r.columns.push_back(
+          {std::string(cols.Get(i, 0)), std::string(cols.Get(i, 1)), cols.Get(i, 2) == "t"});
     }
     TRICKLE_ASSIGN_OR_RETURN(PgResult key, conn.ExecParams(sql::kRelationKey, {oid}));
     for (int i = 0; i < key.rows(); ++i) r.key.emplace_back(key.Get(i, 0));

@@ -50,10 +50,10 @@ struct StoragePlan {
   // (t) and the delta row (d), instead of the delta carrying whole new rows
   // and __pgt_op. Values are indexed like `columns`.
   struct ComputedMerge {
-    Node delete_condition;               // over t and d; unset: never delete
-    std::vector<Node> matched_values;    // over t and d
-    std::vector<Node> inserted_values;   // over d only
-    Node insert_condition;               // over d
+    Node delete_condition;              // over t and d; unset: never delete
+    std::vector<Node> matched_values;   // over t and d
+    std::vector<Node> inserted_values;  // over d only
+    Node insert_condition;              // over d
   };
   std::optional<ComputedMerge> computed;
 };
@@ -96,7 +96,8 @@ bool IsAlgebraic(const AggCall& a) {
   // Only the built-in aggregates: unqualified (pg_catalog is searched first)
   // or pg_catalog-qualified.
   const auto& name = a.call.func_call().funcname();
-  if (name.size() > 2 || (name.size() == 2 && name[0].string().sval() != "pg_catalog")) return false;
+  if (name.size() > 2 || (name.size() == 2 && name[0].string().sval() != "pg_catalog"))
+    return false;
   const auto& args = a.call.func_call().args();
   if (a.name == "count") return a.star || args.size() == 1;
   if (a.name == "sum" || a.name == "avg") {
@@ -149,9 +150,7 @@ class PlanBuilder {
   SqlGenerator& gen() { return gen_; }
 
  private:
-  Node Storage(const std::string& alias) const {
-    return b::Table(spec_.schema, spec_.name, alias);
-  }
+  Node Storage(const std::string& alias) const { return b::Table(spec_.schema, spec_.name, alias); }
 
   StoragePlan Keyed(const Op& top);
   StoragePlan Multiset(const Op& top);
@@ -203,7 +202,8 @@ StoragePlan PlanBuilder::Keyed(const Op& top) {
   }
   {
     b::Select s;
-    for (size_t j = 0; j < stored.size(); ++j) s.targets.push_back(b::Target(Ref("i", stored[j]), p.columns[j].name));
+    for (size_t j = 0; j < stored.size(); ++j)
+      s.targets.push_back(b::Target(Ref("i", stored[j]), p.columns[j].name));
     if (nullable) s.targets.push_back(b::Target(b::RowHash(key_refs_i), kRowId));
     s.from.push_back(b::Subquery(gen_.Eval(top, State::kPost), "i"));
     p.full_select = s.Build();
@@ -220,7 +220,8 @@ StoragePlan PlanBuilder::Keyed(const Op& top) {
   c.from.push_back(b::Table("", d, "i"));
   std::string cname = gen_.AddCte("c", c.Build());
   b::Select f;
-  for (size_t j = 0; j < stored.size(); ++j) f.targets.push_back(b::Target(Ref("c", stored[j]), p.columns[j].name));
+  for (size_t j = 0; j < stored.size(); ++j)
+    f.targets.push_back(b::Target(Ref("c", stored[j]), p.columns[j].name));
   if (nullable) f.targets.push_back(b::Target(b::RowHash(key_refs_c), kRowId));
   f.targets.push_back(b::Target(OpColumn(b::Op("<", b::Col("c", "__pgt_n"), b::Int(0))), kOp));
   f.from.push_back(b::Table("", cname, "c"));
@@ -297,7 +298,8 @@ StoragePlan PlanBuilder::Multiset(const Op& top) {
   Node lo = b::Case({{positive, b::Op("+", old_n, b::Int(1))}}, &lo_neg);
   Node hi = b::Case({{positive, b::Op("+", old_n, n)}}, &old_n);
   b::Select f;
-  for (size_t j = 0; j < vis.size(); ++j) f.targets.push_back(b::Target(Ref("o", vis[j]), names_[j]));
+  for (size_t j = 0; j < vis.size(); ++j)
+    f.targets.push_back(b::Target(Ref("o", vis[j]), names_[j]));
   f.targets.push_back(b::Target(b::Col("o", "__pgt_h"), kRowId));
   f.targets.push_back(b::Target(b::Func("generate_series", {lo, hi}), kDup));
   f.targets.push_back(b::Target(OpColumn(b::Op("<", n, b::Int(0))), kOp));
@@ -360,7 +362,8 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   // the state, the hash.
   auto finish = [&]() {
     b::Select s;
-    for (size_t v = 0; v < vis.size(); ++v) s.targets.push_back(b::Target(project.exprs[vis[v]], p.columns[v].name));
+    for (size_t v = 0; v < vis.size(); ++v)
+      s.targets.push_back(b::Target(project.exprs[vis[v]], p.columns[v].name));
     for (int j = 0; j < g; ++j) {
       if (group_storage[j] >= static_cast<int>(vis.size())) {
         s.targets.push_back(b::Target(Ref("i", j), p.columns[group_storage[j]].name));
@@ -368,9 +371,11 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
     }
     s.targets.push_back(b::Target(b::Col("i", kCount), kCount));
     for (size_t k = 0; k < agg.aggs.size(); ++k) {
-      s.targets.push_back(b::Target(b::Col("i", p.columns[state_a[k]].name), p.columns[state_a[k]].name));
+      s.targets.push_back(
+          b::Target(b::Col("i", p.columns[state_a[k]].name), p.columns[state_a[k]].name));
       if (state_n[k] >= 0) {
-        s.targets.push_back(b::Target(b::Col("i", p.columns[state_n[k]].name), p.columns[state_n[k]].name));
+        s.targets.push_back(
+            b::Target(b::Col("i", p.columns[state_n[k]].name), p.columns[state_n[k]].name));
       }
     }
     if (nullable) s.targets.push_back(b::Target(b::RowHash(groups_i), kRowId));
@@ -393,7 +398,8 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
       Node state = a.call;
       if (a.name == "avg") state = b::Cast(RenamedCall(a, "sum"), "numeric");
       inner.targets.push_back(b::Target(state, p.columns[state_a[k]].name));
-      if (state_n[k] >= 0) inner.targets.push_back(b::Target(RenamedCall(a, "count"), p.columns[state_n[k]].name));
+      if (state_n[k] >= 0)
+        inner.targets.push_back(b::Target(RenamedCall(a, "count"), p.columns[state_n[k]].name));
     }
     inner.from.push_back(b::Subquery(gen_.Eval(*agg.inputs[0], State::kPost), "i"));
     b::Select outer = finish();
@@ -429,8 +435,10 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
       // joins multiply them), so an int2/int4 argument times it fits a
       // bigint, whose sum PostgreSQL accumulates in 128 bits; an int8
       // argument goes through numeric (-(-2^63) would not fit).
-      Node term = b::Op("*", b::Cast(fc.args(0), a.arg_type == "bigint" ? "numeric" : "bigint"), dm);
-      da.targets.push_back(b::Target(b::Agg("sum", {term}, fa_ptr), absl::StrCat("__pgt_da", k + 1)));
+      Node term =
+          b::Op("*", b::Cast(fc.args(0), a.arg_type == "bigint" ? "numeric" : "bigint"), dm);
+      da.targets.push_back(
+          b::Target(b::Agg("sum", {term}, fa_ptr), absl::StrCat("__pgt_da", k + 1)));
       da.targets.push_back(b::Target(b::Agg("sum", {dm}, fn_ptr), absl::StrCat("__pgt_dn", k + 1)));
     }
   }
@@ -442,14 +450,17 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   b::Select src;
   b::NodeList gvals;
   for (int j = 0; j < g; ++j) gvals.push_back(b::Col("a", gv(j)));
-  for (int j = 0; j < g; ++j) src.targets.push_back(b::Target(gvals[j], p.columns[group_storage[j]].name));
+  for (int j = 0; j < g; ++j)
+    src.targets.push_back(b::Target(gvals[j], p.columns[group_storage[j]].name));
   if (nullable) src.targets.push_back(b::Target(b::RowHash(gvals), kRowId));
   for (int j = 0; j < g; ++j) src.targets.push_back(b::Target(gvals[j], gv(j)));
   src.targets.push_back(b::Target(b::Col("a", "__pgt_dcount"), "__pgt_dcount"));
   for (size_t k = 0; k < agg.aggs.size(); ++k) {
-    src.targets.push_back(b::Target(b::Col("a", absl::StrCat("__pgt_da", k + 1)), absl::StrCat("__pgt_da", k + 1)));
+    src.targets.push_back(
+        b::Target(b::Col("a", absl::StrCat("__pgt_da", k + 1)), absl::StrCat("__pgt_da", k + 1)));
     if (state_n[k] >= 0) {
-      src.targets.push_back(b::Target(b::Col("a", absl::StrCat("__pgt_dn", k + 1)), absl::StrCat("__pgt_dn", k + 1)));
+      src.targets.push_back(
+          b::Target(b::Col("a", absl::StrCat("__pgt_dn", k + 1)), absl::StrCat("__pgt_dn", k + 1)));
     }
   }
   src.from.push_back(b::Table("", da_name, "a"));
@@ -462,7 +473,8 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   auto new_row = [&](bool stored) {
     auto old = [&](int col) { return stored ? b::Col("t", p.columns[col].name) : b::Null(); };
     std::vector<Node> v(p.columns.size());
-    v[count_col] = b::Op("+", zero_if_null(old(count_col)), zero_if_null(b::Col("d", "__pgt_dcount")));
+    v[count_col] =
+        b::Op("+", zero_if_null(old(count_col)), zero_if_null(b::Col("d", "__pgt_dcount")));
     std::vector<Node> agg_values;
     for (size_t k = 0; k < agg.aggs.size(); ++k) {
       const AggCall& a = agg.aggs[k];
@@ -492,7 +504,8 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
     std::vector<Node> agg_output;
     for (int j = 0; j < g; ++j) agg_output.push_back(b::Col("d", gv(j)));
     for (auto& x : agg_values) agg_output.push_back(x);
-    for (size_t c = 0; c < vis.size(); ++c) v[c] = Substitute(project.exprs[vis[c]], "i", agg_output);
+    for (size_t c = 0; c < vis.size(); ++c)
+      v[c] = Substitute(project.exprs[vis[c]], "i", agg_output);
     for (int j = 0; j < g; ++j) v[group_storage[j]] = b::Col("d", gv(j));
     if (nullable) v[p.row_id] = b::Col("d", kRowId);
     return v;
@@ -551,14 +564,16 @@ StoragePlan PlanBuilder::AggregateRecompute(const Op& project, const Op& post, c
     b::Select s;
     b::NodeList groups;
     for (int j = 0; j < g; ++j) groups.push_back(Ref("i", j));
-    for (size_t v = 0; v < vis.size(); ++v) s.targets.push_back(b::Target(project.exprs[vis[v]], names_[v]));
+    for (size_t v = 0; v < vis.size(); ++v)
+      s.targets.push_back(b::Target(project.exprs[vis[v]], names_[v]));
     for (int j = 0; j < g; ++j) {
       if (group_storage[j] >= static_cast<int>(vis.size())) {
         s.targets.push_back(b::Target(Ref("i", j), p.columns[group_storage[j]].name));
       }
     }
     if (keys) {
-      for (int j = 0; j < g; ++j) s.targets.push_back(b::Target(Ref("i", j), absl::StrCat("__pgt_key", j + 1)));
+      for (int j = 0; j < g; ++j)
+        s.targets.push_back(b::Target(Ref("i", j), absl::StrCat("__pgt_key", j + 1)));
       s.targets.push_back(b::Target(b::RowHash(groups), "__pgt_h"));
     } else if (nullable) {
       s.targets.push_back(b::Target(b::RowHash(groups), kRowId));
@@ -570,7 +585,8 @@ StoragePlan PlanBuilder::AggregateRecompute(const Op& project, const Op& post, c
 
   std::string din = gen_.Delta(*agg.inputs[0]);
   b::Select k;
-  for (int j = 0; j < g; ++j) k.targets.push_back(b::Target(agg.group_exprs[j], absl::StrCat("k", j + 1)));
+  for (int j = 0; j < g; ++j)
+    k.targets.push_back(b::Target(agg.group_exprs[j], absl::StrCat("k", j + 1)));
   k.distinct = true;
   k.from.push_back(b::Table("", din, "i"));
   std::string kname = gen_.AddCte("k", k.Build());
@@ -651,7 +667,8 @@ StoragePlan PlanBuilder::DistinctCount(const Op& distinct) {
   a.from.push_back(b::Table("", d, "i"));
   std::string aname = gen_.AddCte("a", a.Build());
   b::Select f;
-  for (size_t j = 0; j < vis.size(); ++j) f.targets.push_back(b::Target(b::Col("d", names_[j]), names_[j]));
+  for (size_t j = 0; j < vis.size(); ++j)
+    f.targets.push_back(b::Target(b::Col("d", names_[j]), names_[j]));
   Node count = b::Op("+", b::Coalesce({b::Col("t", kCount), b::Int(0)}), b::Col("d", "__pgt_d"));
   f.targets.push_back(b::Target(b::Cast(count, "bigint"), kCount));
   if (nullable) f.targets.push_back(b::Target(b::Col("d", kRowId), kRowId));
@@ -705,7 +722,8 @@ Node Truncate(const StreamTableSpec& spec) {
   return n;
 }
 
-Node InsertSelect(const StreamTableSpec& spec, const std::vector<StorageColumn>& cols, Node select) {
+Node InsertSelect(const StreamTableSpec& spec, const std::vector<StorageColumn>& cols,
+                  Node select) {
   Node n;
   auto* ins = n.mutable_insert_stmt();
   *ins->mutable_relation() = b::RangeVarNode(spec.schema, spec.name).range_var();
@@ -723,8 +741,8 @@ Node Merge(const StreamTableSpec& spec, const StoragePlan& p, Node delta) {
   *m->mutable_source_relation() = b::Subquery(std::move(delta), "d");
   *m->mutable_join_condition() = IdentityMatch(p, "t", "d");
   const auto* computed = p.computed.has_value() ? &*p.computed : nullptr;
-  Node delete_condition = computed != nullptr ? computed->delete_condition
-                                              : b::Eq(b::Col("d", kOp), b::Str("D"));
+  Node delete_condition =
+      computed != nullptr ? computed->delete_condition : b::Eq(b::Col("d", kOp), b::Str("D"));
   if (delete_condition.node_case() != Node::NODE_NOT_SET) {
     auto* w = m->add_merge_when_clauses()->mutable_merge_when_clause();
     w->set_matched(true);
@@ -739,7 +757,8 @@ Node Merge(const StreamTableSpec& spec, const StoragePlan& p, Node delta) {
     if (identity.count(k) || static_cast<int>(k) == p.row_id) continue;
     update_cols.push_back(p.columns[k].name);
     tv.push_back(b::Col("t", p.columns[k].name));
-    dv.push_back(computed != nullptr ? computed->matched_values[k] : b::Col("d", p.columns[k].name));
+    dv.push_back(computed != nullptr ? computed->matched_values[k]
+                                     : b::Col("d", p.columns[k].name));
   }
   if (p.updates && !update_cols.empty()) {
     // No-op updates are suppressed: a downstream publication sees only real changes.
@@ -748,7 +767,8 @@ Node Merge(const StreamTableSpec& spec, const StoragePlan& p, Node delta) {
     w->set_command_type(pg_query::CMD_UPDATE);
     w->set_override(pg_query::OVERRIDING_NOT_SET);
     *w->mutable_condition() = b::IsDistinct(b::Row(tv), b::Row(dv));
-    for (size_t k = 0; k < update_cols.size(); ++k) *w->add_target_list() = b::Target(dv[k], update_cols[k]);
+    for (size_t k = 0; k < update_cols.size(); ++k)
+      *w->add_target_list() = b::Target(dv[k], update_cols[k]);
   }
   {
     auto* w = m->add_merge_when_clauses()->mutable_merge_when_clause();
@@ -759,7 +779,8 @@ Node Merge(const StreamTableSpec& spec, const StoragePlan& p, Node delta) {
                                                   : b::Op("<>", b::Col("d", kOp), b::Str("D"));
     for (size_t k = 0; k < p.columns.size(); ++k) {
       w->add_target_list()->mutable_res_target()->set_name(p.columns[k].name);
-      *w->add_values() = computed != nullptr ? computed->inserted_values[k] : b::Col("d", p.columns[k].name);
+      *w->add_values() =
+          computed != nullptr ? computed->inserted_values[k] : b::Col("d", p.columns[k].name);
     }
   }
   return n;
@@ -892,7 +913,8 @@ absl::StatusOr<DeltaPlan> FullOnlyPlan(const StreamTableSpec& spec, const Catalo
     // The table name comes from the deparser (quoted); only the user's own,
     // already validated query text is appended.
     std::string qualified = trunc.substr(std::string("TRUNCATE ").size());
-    plan.storage_ddl.push_back(absl::StrCat("CREATE TABLE ", qualified, " AS\n", query, "\nWITH NO DATA"));
+    plan.storage_ddl.push_back(
+        absl::StrCat("CREATE TABLE ", qualified, " AS\n", query, "\nWITH NO DATA"));
     plan.full_refresh_sql = {trunc, absl::StrCat("INSERT INTO ", qualified, "\n", query, "\n")};
   }
   if (!facts.output_column_names.empty()) {
@@ -931,25 +953,26 @@ absl::StatusOr<QueryReferences> ListQueryReferences(const std::string& query) {
   };
   // RangeVars appear both as tree nodes (FROM items) and as plain fields
   // (INSERT/MERGE targets, CREATE TABLE AS): walk every message.
-  std::function<void(const google::protobuf::Message&)> walk = [&](const google::protobuf::Message& m) {
-    if (m.GetDescriptor() == pg_query::RangeVar::descriptor()) {
-      add_relation(static_cast<const pg_query::RangeVar&>(m));
-    }
-    if (m.GetDescriptor() == pg_query::FuncCall::descriptor()) {
-      functions.insert(FunctionName(static_cast<const pg_query::FuncCall&>(m)));
-    }
-    const auto* r = m.GetReflection();
-    std::vector<const google::protobuf::FieldDescriptor*> fields;
-    r->ListFields(m, &fields);
-    for (const auto* f : fields) {
-      if (f->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE) continue;
-      if (f->is_repeated()) {
-        for (int i = 0; i < r->FieldSize(m, f); ++i) walk(r->GetRepeatedMessage(m, f, i));
-      } else {
-        walk(r->GetMessage(m, f));
-      }
-    }
-  };
+  std::function<void(const google::protobuf::Message&)> walk =
+      [&](const google::protobuf::Message& m) {
+        if (m.GetDescriptor() == pg_query::RangeVar::descriptor()) {
+          add_relation(static_cast<const pg_query::RangeVar&>(m));
+        }
+        if (m.GetDescriptor() == pg_query::FuncCall::descriptor()) {
+          functions.insert(FunctionName(static_cast<const pg_query::FuncCall&>(m)));
+        }
+        const auto* r = m.GetReflection();
+        std::vector<const google::protobuf::FieldDescriptor*> fields;
+        r->ListFields(m, &fields);
+        for (const auto* f : fields) {
+          if (f->type() != google::protobuf::FieldDescriptor::TYPE_MESSAGE) continue;
+          if (f->is_repeated()) {
+            for (int i = 0; i < r->FieldSize(m, f); ++i) walk(r->GetRepeatedMessage(m, f, i));
+          } else {
+            walk(r->GetMessage(m, f));
+          }
+        }
+      };
   walk(tree);
   refs.functions.assign(functions.begin(), functions.end());
   return refs;
@@ -962,8 +985,8 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
       spec.schema.empty() ? spec.name : absl::StrCat(spec.schema, ".", spec.name);
   auto parsed = ParseSql(spec.query);
   if (!parsed.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("defining query of stream table ", st_name,
-                                                   ": ", parsed.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("defining query of stream table ", st_name, ": ", parsed.status().message()));
   }
   if (parsed->stmts_size() != 1 || !parsed->stmts(0).stmt().has_select_stmt()) {
     return absl::InvalidArgumentError(absl::StrCat("defining query of stream table ", st_name,
@@ -988,8 +1011,8 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
       return not_differential(unsupported.construct,
                               CharPosition(spec.query, unsupported.location));
     }
-    return absl::InvalidArgumentError(absl::StrCat("defining query of stream table ", st_name,
-                                                   ": ", lowered.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("defining query of stream table ", st_name, ": ", lowered.status().message()));
   }
   LoweredQuery& q = *lowered;
 
@@ -1005,31 +1028,33 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
   std::set<std::string> seen;
   for (const auto& n : names) {
     if (!seen.insert(n).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "column \"", n, "\" appears more than once in the output of ", st_name,
-          "; give the select-list entries distinct aliases"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("column \"", n, "\" appears more than once in the output of ", st_name,
+                       "; give the select-list entries distinct aliases"));
     }
     if (n.rfind("__pgt_", 0) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "output column \"", n, "\" of ", st_name,
-          " uses the prefix __pgt_, which the engine reserves for its own columns"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("output column \"", n, "\" of ", st_name,
+                       " uses the prefix __pgt_, which the engine reserves for its own columns"));
     }
   }
   // Types without an equality operator cannot be grouped, compared or
   // matched: refuse them where the engine needs equality (output rows, and
   // every column of a source without a key, whose pre-state is EXCEPT ALL).
   auto no_equality = [](const std::string& type) {
-    static const std::set<std::string> kTypes = {"json", "xml", "point", "line", "lseg", "box",
-                                                 "path", "polygon", "circle", "json[]", "xml[]"};
+    static const std::set<std::string> kTypes = {"json",   "xml",    "point", "line",
+                                                 "lseg",   "box",    "path",  "polygon",
+                                                 "circle", "json[]", "xml[]"};
     return kTypes.count(type) > 0;
   };
   for (size_t k = 0, v = 0; k < q.root->columns.size(); ++k) {
     const auto& c = q.root->columns[k];
     if (c.hidden) continue;
     if (no_equality(c.type)) {
-      return not_differential(absl::StrCat("output column \"", names[v], "\" of type ", c.type,
-                                           " (no equality operator; jsonb or a cast to text has one)"),
-                              0);
+      return not_differential(
+          absl::StrCat("output column \"", names[v], "\" of type ", c.type,
+                       " (no equality operator; jsonb or a cast to text has one)"),
+          0);
     }
     ++v;
   }
@@ -1038,10 +1063,11 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
     const RelationFacts* rel = FindFacts(facts, src.schema, src.name);
     for (const auto& c : rel != nullptr ? rel->columns : std::vector<ColumnFacts>{}) {
       if (no_equality(c.type)) {
-        return not_differential(absl::StrCat("column ", src.schema, ".", src.name, ".", c.name, " of type ",
-                                             c.type, " in a source without a primary key or replica "
-                                             "identity index (rows are matched on all columns)"),
-                                0);
+        return not_differential(
+            absl::StrCat("column ", src.schema, ".", src.name, ".", c.name, " of type ", c.type,
+                         " in a source without a primary key or replica "
+                         "identity index (rows are matched on all columns)"),
+            0);
       }
     }
   }
@@ -1059,7 +1085,8 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
   // Every statement goes through the deparser's round-trip check; a failure
   // means the plan cannot be printed faithfully.
   auto deparse_all = [&]() -> absl::Status {
-    TRICKLE_ASSIGN_OR_RETURN(std::string ctas, DeparseStatement(CreateTableAs(spec, sp.full_select, sp.fillfactor)));
+    TRICKLE_ASSIGN_OR_RETURN(std::string ctas,
+                             DeparseStatement(CreateTableAs(spec, sp.full_select, sp.fillfactor)));
     plan.storage_ddl.push_back(ctas);
     if (!sp.identity.empty()) {
       TRICKLE_ASSIGN_OR_RETURN(std::string idx,
@@ -1067,7 +1094,8 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
       plan.storage_ddl.push_back(idx);
     }
     if (sp.row_id >= 0) {
-      TRICKLE_ASSIGN_OR_RETURN(std::string idx, DeparseStatement(CreateIndex(spec, {kRowId}, false)));
+      TRICKLE_ASSIGN_OR_RETURN(std::string idx,
+                               DeparseStatement(CreateIndex(spec, {kRowId}, false)));
       plan.storage_ddl.push_back(idx);
     }
     TRICKLE_ASSIGN_OR_RETURN(std::string trunc, DeparseStatement(Truncate(spec)));
@@ -1081,9 +1109,9 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
   };
   absl::Status st = deparse_all();
   if (!st.ok()) {
-    return not_differential(absl::StrCat("an expression libpg_query cannot deparse faithfully (",
-                                         st.message(), ")"),
-                            0);
+    return not_differential(
+        absl::StrCat("an expression libpg_query cannot deparse faithfully (", st.message(), ")"),
+        0);
   }
   plan.explain_tree = ExplainOp(*q.root, q.sources, sp.strategy_overrides);
   ExplainText(plan.explain_tree, 0, &plan.explanation);

@@ -155,7 +155,8 @@ Node SqlGenerator::Restrict(Node select, int ncols, const Restriction& r) {
   // Rows whose key has no NULL: a semi-join PostgreSQL can drive from the
   // (small) key set into an index on the relation.
   b::Select keys;
-  for (size_t j = 0; j < n; ++j) keys.targets.push_back(b::Target(b::Col("k", absl::StrCat("k", j + 1))));
+  for (size_t j = 0; j < n; ++j)
+    keys.targets.push_back(b::Target(b::Col("k", absl::StrCat("k", j + 1))));
   keys.from.push_back(FromCte(r.keys_cte, "k"));
   Node in;
   {
@@ -264,7 +265,8 @@ Node SqlGenerator::EvalScan(const Op& op, State state, const Restriction* r) {
   const int n = src.columns.size();
   auto select_from = [&](Node from, const std::string& alias, b::NodeList where) {
     b::Select s;
-    for (int k = 0; k < n; ++k) s.targets.push_back(b::Target(b::Col(alias, src.columns[k]), ColName(k)));
+    for (int k = 0; k < n; ++k)
+      s.targets.push_back(b::Target(b::Col(alias, src.columns[k]), ColName(k)));
     s.from.push_back(std::move(from));
     s.where = std::move(where);
     return s.Build();
@@ -295,8 +297,8 @@ Node SqlGenerator::EvalScan(const Op& op, State state, const Restriction* r) {
     }
     kept = b::SetOp(pg_query::SETOP_EXCEPT, true, live, ins);
   }
-  Node deleted = select_from(DeltaTable(op.source, "d"), "d",
-                             {b::Eq(b::Col("d", "__op"), b::Str("D"))});
+  Node deleted =
+      select_from(DeltaTable(op.source, "d"), "d", {b::Eq(b::Col("d", "__op"), b::Str("D"))});
   if (r != nullptr) deleted = Restrict(deleted, n, *r);
   b::Select outer;
   AddPassThrough("p", n, &outer.targets);
@@ -320,7 +322,8 @@ Node SqlGenerator::Build(const Op& op, State state, const std::vector<const Rest
       s.where.push_back(op.predicate);
       return s.Build();
     case OpKind::kProject:
-      for (size_t k = 0; k < op.exprs.size(); ++k) s.targets.push_back(b::Target(op.exprs[k], ColName(k)));
+      for (size_t k = 0; k < op.exprs.size(); ++k)
+        s.targets.push_back(b::Target(op.exprs[k], ColName(k)));
       s.from.push_back(b::Subquery(input(0), "i"));
       return s.Build();
     case OpKind::kJoin: {
@@ -335,8 +338,8 @@ Node SqlGenerator::Build(const Op& op, State state, const std::vector<const Rest
         case JoinKind::kRight:
         case JoinKind::kFull: {
           for (int k = 0; k < nr; ++k) s.targets.push_back(b::Target(Ref("r", k), ColName(nl + k)));
-          pg_query::JoinType jt = op.join == JoinKind::kInner  ? pg_query::JOIN_INNER
-                                  : op.join == JoinKind::kLeft ? pg_query::JOIN_LEFT
+          pg_query::JoinType jt = op.join == JoinKind::kInner   ? pg_query::JOIN_INNER
+                                  : op.join == JoinKind::kLeft  ? pg_query::JOIN_LEFT
                                   : op.join == JoinKind::kRight ? pg_query::JOIN_RIGHT
                                                                 : pg_query::JOIN_FULL;
           s.from.push_back(b::Join(jt, std::move(left), std::move(right), op.condition));
@@ -377,7 +380,8 @@ Node SqlGenerator::Build(const Op& op, State state, const std::vector<const Rest
     }
     case OpKind::kDistinct: {
       auto vis = VisibleColumns(*op.inputs[0]);
-      for (size_t k = 0; k < vis.size(); ++k) s.targets.push_back(b::Target(Ref("i", vis[k]), ColName(k)));
+      for (size_t k = 0; k < vis.size(); ++k)
+        s.targets.push_back(b::Target(Ref("i", vis[k]), ColName(k)));
       s.distinct = true;
       s.from.push_back(b::Subquery(input(0), "i"));
       return s.Build();
@@ -410,7 +414,7 @@ Node SqlGenerator::Build(const Op& op, State state, const std::vector<const Rest
       }
       ls.from.push_back(b::Subquery(input(0), "i"));
       rs.from.push_back(b::Subquery(input(1), "i"));
-      pg_query::SetOperation so = op.setop == SetOpKind::kUnionAll   ? pg_query::SETOP_UNION
+      pg_query::SetOperation so = op.setop == SetOpKind::kUnionAll    ? pg_query::SETOP_UNION
                                   : op.setop == SetOpKind::kIntersect ? pg_query::SETOP_INTERSECT
                                                                       : pg_query::SETOP_EXCEPT;
       Node set = b::SetOp(so, op.all, ls.Build(), rs.Build());
@@ -473,7 +477,8 @@ std::string SqlGenerator::Delta(const Op& op) {
     }
     case OpKind::kProject: {
       std::string in = Delta(*op.inputs[0]);
-      for (size_t k = 0; k < op.exprs.size(); ++k) s.targets.push_back(b::Target(op.exprs[k], ColName(k)));
+      for (size_t k = 0; k < op.exprs.size(); ++k)
+        s.targets.push_back(b::Target(op.exprs[k], ColName(k)));
       s.targets.push_back(b::Target(b::Col("i", kDm), kDm));
       s.from.push_back(FromCte(in, "i"));
       name = AddCte("d", s.Build(), inlined_.count(in) > 0);
@@ -550,7 +555,8 @@ std::string SqlGenerator::DeltaJoinInner(const Op& op) {
     AddPassThrough("l", nl, &s.targets);
     for (int k = 0; k < nr; ++k) s.targets.push_back(b::Target(Ref("r", k), ColName(nl + k)));
     s.targets.push_back(b::Target(std::move(dm), kDm));
-    s.from.push_back(b::Join(pg_query::JOIN_INNER, std::move(left), std::move(right), op.condition));
+    s.from.push_back(
+        b::Join(pg_query::JOIN_INNER, std::move(left), std::move(right), op.condition));
     return s.Build();
   };
   // ΔL⋈R₁ + L₁⋈ΔR − ΔL⋈ΔR: only post-states and deltas, so each term is a
@@ -579,7 +585,8 @@ std::string SqlGenerator::Recompute(const Op& op, std::vector<const Restriction*
   b::Select outer;
   AddPassThrough("u", op.columns.size(), &outer.targets);
   outer.targets.push_back(b::Target(b::Col("u", kDm), kDm));
-  outer.from.push_back(b::Subquery(b::UnionAll({side(State::kPost, 1), side(State::kPre, -1)}), "u"));
+  outer.from.push_back(
+      b::Subquery(b::UnionAll({side(State::kPost, 1), side(State::kPre, -1)}), "u"));
   return AddCte("d", outer.Build());
 }
 
@@ -633,7 +640,8 @@ std::string SqlGenerator::DeltaByKeys(const Op& op) {
   std::vector<const Restriction*> in;
   for (size_t i = 0; i < op.inputs.size(); ++i) {
     restrictions[i].exprs = part[i];
-    for (const auto& e : part[i]) restrictions[i].nullable.push_back(!ExprNotNull(e, "i", *op.inputs[i]));
+    for (const auto& e : part[i])
+      restrictions[i].nullable.push_back(!ExprNotNull(e, "i", *op.inputs[i]));
     restrictions[i].keys_cte = keys_cte;
   }
   for (const auto& r : restrictions) in.push_back(&r);
@@ -667,15 +675,16 @@ std::string SqlGenerator::DeltaNotIn(const Op& op) {
     s.from.push_back(FromCte(f, "f"));
     return b::ScalarSubquery(s.Build());
   };
-  Node same = flag(b::And({b::Eq(b::Col("f", "e1"), b::Col("f", "e0")),
-                           b::Eq(b::Col("f", "n1"), b::Col("f", "n0"))}));
+  Node same = flag(b::And(
+      {b::Eq(b::Col("f", "e1"), b::Col("f", "e0")), b::Eq(b::Col("f", "n1"), b::Col("f", "n0"))}));
 
   b::Select k1, k2;
   k1.targets.push_back(b::Target(op.condition, "k1"));
   k1.from.push_back(FromCte(dl, "l"));
   k2.targets.push_back(b::Target(Ref("r", 0), "k1"));
   k2.from.push_back(FromCte(dr, "r"));
-  std::string keys_cte = AddCte("k", b::SetOp(pg_query::SETOP_UNION, false, k1.Build(), k2.Build()));
+  std::string keys_cte =
+      AddCte("k", b::SetOp(pg_query::SETOP_UNION, false, k1.Build(), k2.Build()));
   Restriction rl;
   rl.exprs.push_back(Rebase(op.condition, "l", "i", 0));
   rl.nullable.push_back(!ExprNotNull(rl.exprs[0], "i", l));
@@ -744,13 +753,17 @@ std::string SqlGenerator::DeltaScalar(const Op& op) {
 
 std::string SqlGenerator::Strategy(const Op& op) {
   switch (op.kind) {
-    case OpKind::kScan: return "delta table";
-    case OpKind::kValues: return "constant (no delta)";
+    case OpKind::kScan:
+      return "delta table";
+    case OpKind::kValues:
+      return "constant (no delta)";
     case OpKind::kFilter:
-    case OpKind::kProject: return "linear";
+    case OpKind::kProject:
+      return "linear";
     case OpKind::kJoin:
       switch (op.join) {
-        case JoinKind::kInner: return "bilinear: ΔL⋈R₁ + L₁⋈ΔR − ΔL⋈ΔR";
+        case JoinKind::kInner:
+          return "bilinear: ΔL⋈R₁ + L₁⋈ΔR − ΔL⋈ΔR";
         case JoinKind::kNotIn:
           return "affected-key recompute on the NOT IN key while the subquery's emptiness and "
                  "NULLs are unchanged, else full recompute";
@@ -761,11 +774,13 @@ std::string SqlGenerator::Strategy(const Op& op) {
     case OpKind::kAggregate:
       return op.group_exprs.empty() ? "recompute when the input changes"
                                     : "affected-key recompute on the group key";
-    case OpKind::kDistinct: return "affected-key recompute on the whole row";
+    case OpKind::kDistinct:
+      return "affected-key recompute on the whole row";
     case OpKind::kSetOp:
       return op.setop == SetOpKind::kUnionAll ? "linear"
                                               : "affected-key recompute on the whole row";
-    case OpKind::kScalar: return "recompute when its sources change; old and new value diffed";
+    case OpKind::kScalar:
+      return "recompute when its sources change; old and new value diffed";
   }
   return "";
 }

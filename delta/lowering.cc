@@ -26,8 +26,7 @@ using google::protobuf::Message;
 using google::protobuf::Reflection;
 using pg_query::Node;
 
-absl::Status WalkNodes(Message* message,
-                       const std::function<absl::StatusOr<bool>(Node*)>& fn) {
+absl::Status WalkNodes(Message* message, const std::function<absl::StatusOr<bool>(Node*)>& fn) {
   const Reflection* reflection = message->GetReflection();
   const auto* descriptor = message->GetDescriptor();
   for (int i = 0; i < descriptor->field_count(); ++i) {
@@ -67,28 +66,91 @@ constexpr std::string_view kScalarPlaceholder = "__pgt_scalar";
 // Function classification (facts first, then built-in lists).
 
 const std::set<std::string>& BuiltinAggregates() {
-  static const auto* s = new std::set<std::string>{
-      "count", "sum", "avg", "min", "max", "bool_and", "bool_or", "every", "string_agg",
-      "array_agg", "json_agg", "jsonb_agg", "json_object_agg", "jsonb_object_agg", "stddev",
-      "stddev_pop", "stddev_samp", "variance", "var_pop", "var_samp", "bit_and", "bit_or",
-      "bit_xor", "corr", "covar_pop", "covar_samp", "regr_avgx", "regr_avgy", "regr_count",
-      "regr_intercept", "regr_r2", "regr_slope", "regr_sxx", "regr_sxy", "regr_syy", "xmlagg",
-      "percentile_cont", "percentile_disc", "mode", "range_agg", "range_intersect_agg",
-      "json_agg_strict", "jsonb_agg_strict", "any_value"};
+  static const auto* s = new std::set<std::string>{"count",
+                                                   "sum",
+                                                   "avg",
+                                                   "min",
+                                                   "max",
+                                                   "bool_and",
+                                                   "bool_or",
+                                                   "every",
+                                                   "string_agg",
+                                                   "array_agg",
+                                                   "json_agg",
+                                                   "jsonb_agg",
+                                                   "json_object_agg",
+                                                   "jsonb_object_agg",
+                                                   "stddev",
+                                                   "stddev_pop",
+                                                   "stddev_samp",
+                                                   "variance",
+                                                   "var_pop",
+                                                   "var_samp",
+                                                   "bit_and",
+                                                   "bit_or",
+                                                   "bit_xor",
+                                                   "corr",
+                                                   "covar_pop",
+                                                   "covar_samp",
+                                                   "regr_avgx",
+                                                   "regr_avgy",
+                                                   "regr_count",
+                                                   "regr_intercept",
+                                                   "regr_r2",
+                                                   "regr_slope",
+                                                   "regr_sxx",
+                                                   "regr_sxy",
+                                                   "regr_syy",
+                                                   "xmlagg",
+                                                   "percentile_cont",
+                                                   "percentile_disc",
+                                                   "mode",
+                                                   "range_agg",
+                                                   "range_intersect_agg",
+                                                   "json_agg_strict",
+                                                   "jsonb_agg_strict",
+                                                   "any_value"};
   return *s;
 }
 
 const std::set<std::string>& BuiltinNonImmutable() {
-  static const auto* s = new std::set<std::string>{
-      "random", "random_normal", "setseed", "now", "statement_timestamp",
-      "transaction_timestamp", "clock_timestamp", "timeofday", "nextval", "currval", "lastval",
-      "gen_random_uuid", "uuid_generate_v1", "uuid_generate_v1mc", "uuid_generate_v4",
-      "txid_current", "txid_current_if_assigned", "pg_current_xact_id",
-      "pg_current_xact_id_if_assigned", "pg_backend_pid", "pg_sleep", "current_setting",
-      "inet_client_addr", "inet_client_port", "pg_postmaster_start_time", "age",
-      "pg_current_snapshot", "txid_current_snapshot", "pg_current_wal_lsn",
-      "pg_current_wal_insert_lsn", "pg_read_file", "pg_ls_dir", "dblink", "pg_stat_get_activity",
-      "to_regclass", "nextval", "pg_notify"};
+  static const auto* s = new std::set<std::string>{"random",
+                                                   "random_normal",
+                                                   "setseed",
+                                                   "now",
+                                                   "statement_timestamp",
+                                                   "transaction_timestamp",
+                                                   "clock_timestamp",
+                                                   "timeofday",
+                                                   "nextval",
+                                                   "currval",
+                                                   "lastval",
+                                                   "gen_random_uuid",
+                                                   "uuid_generate_v1",
+                                                   "uuid_generate_v1mc",
+                                                   "uuid_generate_v4",
+                                                   "txid_current",
+                                                   "txid_current_if_assigned",
+                                                   "pg_current_xact_id",
+                                                   "pg_current_xact_id_if_assigned",
+                                                   "pg_backend_pid",
+                                                   "pg_sleep",
+                                                   "current_setting",
+                                                   "inet_client_addr",
+                                                   "inet_client_port",
+                                                   "pg_postmaster_start_time",
+                                                   "age",
+                                                   "pg_current_snapshot",
+                                                   "txid_current_snapshot",
+                                                   "pg_current_wal_lsn",
+                                                   "pg_current_wal_insert_lsn",
+                                                   "pg_read_file",
+                                                   "pg_ls_dir",
+                                                   "dblink",
+                                                   "pg_stat_get_activity",
+                                                   "to_regclass",
+                                                   "nextval",
+                                                   "pg_notify"};
   return *s;
 }
 
@@ -97,25 +159,66 @@ const std::set<std::string>& BuiltinNonImmutable() {
 // TimeZone, fixed for the service's session): they read no tables and no
 // clock, so their results do not change between refreshes.
 const std::set<std::string>& StableButDeterministic() {
-  static const auto* s = new std::set<std::string>{
-      "concat", "concat_ws", "format", "to_char", "to_date", "to_number", "to_timestamp",
-      "date_part", "date_trunc", "extract", "timezone", "array_to_string", "json_build_object",
-      "json_build_array", "jsonb_build_object", "jsonb_build_array", "to_json", "to_jsonb",
-      "row_to_json", "array_to_json", "json_object", "jsonb_object", "string_to_array",
-      "quote_literal", "quote_nullable"};
+  static const auto* s = new std::set<std::string>{"concat",
+                                                   "concat_ws",
+                                                   "format",
+                                                   "to_char",
+                                                   "to_date",
+                                                   "to_number",
+                                                   "to_timestamp",
+                                                   "date_part",
+                                                   "date_trunc",
+                                                   "extract",
+                                                   "timezone",
+                                                   "array_to_string",
+                                                   "json_build_object",
+                                                   "json_build_array",
+                                                   "jsonb_build_object",
+                                                   "jsonb_build_array",
+                                                   "to_json",
+                                                   "to_jsonb",
+                                                   "row_to_json",
+                                                   "array_to_json",
+                                                   "json_object",
+                                                   "jsonb_object",
+                                                   "string_to_array",
+                                                   "quote_literal",
+                                                   "quote_nullable"};
   return *s;
 }
 
 const std::set<std::string>& BuiltinSetReturning() {
-  static const auto* s = new std::set<std::string>{
-      "generate_series", "generate_subscripts", "unnest", "regexp_matches",
-      "regexp_split_to_table", "string_to_table", "json_array_elements",
-      "json_array_elements_text", "jsonb_array_elements", "jsonb_array_elements_text",
-      "json_each", "json_each_text", "jsonb_each", "jsonb_each_text", "json_object_keys",
-      "jsonb_object_keys", "json_populate_recordset", "jsonb_populate_recordset",
-      "json_to_recordset", "jsonb_to_recordset", "jsonb_path_query", "pg_listening_channels",
-      "txid_snapshot_xip", "pg_snapshot_xip", "ts_stat", "ts_parse", "ts_token_type",
-      "aclexplode", "pg_get_keywords", "pg_options_to_table", "json_to_record"};
+  static const auto* s = new std::set<std::string>{"generate_series",
+                                                   "generate_subscripts",
+                                                   "unnest",
+                                                   "regexp_matches",
+                                                   "regexp_split_to_table",
+                                                   "string_to_table",
+                                                   "json_array_elements",
+                                                   "json_array_elements_text",
+                                                   "jsonb_array_elements",
+                                                   "jsonb_array_elements_text",
+                                                   "json_each",
+                                                   "json_each_text",
+                                                   "jsonb_each",
+                                                   "jsonb_each_text",
+                                                   "json_object_keys",
+                                                   "jsonb_object_keys",
+                                                   "json_populate_recordset",
+                                                   "jsonb_populate_recordset",
+                                                   "json_to_recordset",
+                                                   "jsonb_to_recordset",
+                                                   "jsonb_path_query",
+                                                   "pg_listening_channels",
+                                                   "txid_snapshot_xip",
+                                                   "pg_snapshot_xip",
+                                                   "ts_stat",
+                                                   "ts_parse",
+                                                   "ts_token_type",
+                                                   "aclexplode",
+                                                   "pg_get_keywords",
+                                                   "pg_options_to_table",
+                                                   "json_to_record"};
   return *s;
 }
 
@@ -297,8 +400,7 @@ class Lowerer {
                                           const std::vector<std::string>* cte_cols);
 
   // Expression binding.
-  absl::StatusOr<Resolved> Resolve(const pg_query::ColumnRef& ref, const Scope& scope,
-                                   bool* found);
+  absl::StatusOr<Resolved> Resolve(const pg_query::ColumnRef& ref, const Scope& scope, bool* found);
   absl::StatusOr<Node> Bind(const Node& expr, const Scope& scope, const RefFn& ref,
                             const Scope* outer = nullptr, const RefFn* outer_ref = nullptr,
                             bool* used_inner = nullptr, bool* used_outer = nullptr);
@@ -307,8 +409,7 @@ class Lowerer {
 
   // Replaces uncorrelated scalar/ARRAY subqueries under `expr` by references
   // to one-row operators cross-joined to *op.
-  absl::StatusOr<Node> ExtractScalars(const Node& expr, std::unique_ptr<Op>* op,
-                                      const CteEnv* env);
+  absl::StatusOr<Node> ExtractScalars(const Node& expr, std::unique_ptr<Op>* op, const CteEnv* env);
 
   absl::Status LowerWhere(const Node& where, FromResult* from, const CteEnv* env);
   absl::StatusOr<bool> LowerSublinkConjunct(const Node& conjunct, FromResult* from,
@@ -532,9 +633,8 @@ absl::StatusOr<Resolved> Lowerer::Resolve(const pg_query::ColumnRef& ref, const 
       }
     }
     if (matches > 1) {
-      return absl::InvalidArgumentError(absl::StrCat("column reference \"", names[0],
-                                                     "\" is ambiguous at position ",
-                                                     ref.location() + 1));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "column reference \"", names[0], "\" is ambiguous at position ", ref.location() + 1));
     }
     *found = matches == 1;
     return result;
@@ -551,9 +651,8 @@ absl::StatusOr<Resolved> Lowerer::Resolve(const pg_query::ColumnRef& ref, const 
           return Resolved{e.pos[k], -1};
         }
       }
-      return absl::InvalidArgumentError(absl::StrCat("column ", rel, ".", col,
-                                                     " does not exist (position ",
-                                                     ref.location() + 1, ")"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "column ", rel, ".", col, " does not exist (position ", ref.location() + 1, ")"));
     }
     return Resolved{};
   }
@@ -596,8 +695,7 @@ absl::Status Lowerer::CheckFunction(const pg_query::FuncCall& call, const Node& 
       return Unsupported(absl::StrCat("set-returning function ", name, "()"), call.location());
     }
     if (BuiltinNonImmutable().count(name)) {
-      return Unsupported(absl::StrCat("volatile or stable function ", name, "()"),
-                         call.location());
+      return Unsupported(absl::StrCat("volatile or stable function ", name, "()"), call.location());
     }
   }
   if (!agg_allowed && IsAggregate(call)) {
@@ -657,14 +755,16 @@ absl::StatusOr<Node> Lowerer::Bind(const Node& expr, const Scope& scope, const R
       return true;
     }
     if (n->has_sub_link()) {
-      return Unsupported("subquery inside an expression (only uncorrelated scalar subqueries, "
-                         "and EXISTS / IN / NOT IN as WHERE conjuncts, are maintained)",
-                         n->sub_link().location());
+      return Unsupported(
+          "subquery inside an expression (only uncorrelated scalar subqueries, "
+          "and EXISTS / IN / NOT IN as WHERE conjuncts, are maintained)",
+          n->sub_link().location());
     }
     if (n->has_sqlvalue_function()) {
-      return Unsupported("stable SQL value function (CURRENT_DATE, CURRENT_TIMESTAMP, "
-                         "CURRENT_USER, ...)",
-                         n->sqlvalue_function().location());
+      return Unsupported(
+          "stable SQL value function (CURRENT_DATE, CURRENT_TIMESTAMP, "
+          "CURRENT_USER, ...)",
+          n->sqlvalue_function().location());
     }
     if (n->has_param_ref()) {
       return Unsupported("query parameter", n->param_ref().location());
@@ -702,8 +802,8 @@ absl::StatusOr<FromResult> Lowerer::SubqueryItem(std::unique_ptr<Op> op, const s
   int visible = 0;
   for (size_t k = 0; k < op->columns.size(); ++k) {
     if (op->columns[k].hidden) continue;
-    std::string n = visible < static_cast<int>(renames.size()) ? renames[visible]
-                                                               : op->columns[k].user_name;
+    std::string n =
+        visible < static_cast<int>(renames.size()) ? renames[visible] : op->columns[k].user_name;
     ++visible;
     e.cols.push_back(n);
     e.pos.push_back(k);
@@ -718,8 +818,7 @@ absl::StatusOr<FromResult> Lowerer::SubqueryItem(std::unique_ptr<Op> op, const s
   return r;
 }
 
-absl::StatusOr<FromResult> Lowerer::LowerRangeVar(const pg_query::RangeVar& rv,
-                                                  const CteEnv* env) {
+absl::StatusOr<FromResult> Lowerer::LowerRangeVar(const pg_query::RangeVar& rv, const CteEnv* env) {
   if (!rv.catalogname().empty()) {
     return Unsupported("relation name with a database name", rv.location());
   }
@@ -774,9 +873,9 @@ absl::StatusOr<FromResult> Lowerer::LowerRangeVar(const pg_query::RangeVar& rv,
   op->alias = rv.has_alias() ? rv.alias().aliasname() : rv.relname();
   for (const auto& c : rel->columns) {
     if (c.name.rfind("__pgt_", 0) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "source column ", rel->schema, ".", rel->name, ".", c.name,
-          " uses the prefix __pgt_, which the engine reserves for its own columns"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("source column ", rel->schema, ".", rel->name, ".", c.name,
+                       " uses the prefix __pgt_, which the engine reserves for its own columns"));
     }
     OpColumn oc;
     oc.user_name = c.name;
@@ -792,8 +891,8 @@ absl::StatusOr<FromResult> Lowerer::LowerRangeVar(const pg_query::RangeVar& rv,
         if (rel->columns[j].name == k) found = j;
       }
       if (found < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("key column ", k, " of ", rel->schema,
-                                                       ".", rel->name, " is not a column"));
+        return absl::InvalidArgumentError(absl::StrCat("key column ", k, " of ", rel->schema, ".",
+                                                       rel->name, " is not a column"));
       }
       key.push_back(found);
       op->columns[found].not_null = true;
@@ -822,19 +921,27 @@ absl::StatusOr<FromResult> Lowerer::LowerRangeVar(const pg_query::RangeVar& rv,
   return r;
 }
 
-absl::StatusOr<FromResult> Lowerer::LowerJoinExpr(const pg_query::JoinExpr& j,
-                                                  const CteEnv* env) {
+absl::StatusOr<FromResult> Lowerer::LowerJoinExpr(const pg_query::JoinExpr& j, const CteEnv* env) {
   if (j.has_alias()) return Unsupported("alias on a JOIN", -1);
   if (j.has_join_using_alias()) return Unsupported("JOIN USING ... AS alias", -1);
   TRICKLE_ASSIGN_OR_RETURN(FromResult left, LowerFromItem(j.larg(), env));
   TRICKLE_ASSIGN_OR_RETURN(FromResult right, LowerFromItem(j.rarg(), env));
   JoinKind kind;
   switch (j.jointype()) {
-    case pg_query::JOIN_INNER: kind = JoinKind::kInner; break;
-    case pg_query::JOIN_LEFT: kind = JoinKind::kLeft; break;
-    case pg_query::JOIN_RIGHT: kind = JoinKind::kRight; break;
-    case pg_query::JOIN_FULL: kind = JoinKind::kFull; break;
-    default: return Unsupported("join type", -1);
+    case pg_query::JOIN_INNER:
+      kind = JoinKind::kInner;
+      break;
+    case pg_query::JOIN_LEFT:
+      kind = JoinKind::kLeft;
+      break;
+    case pg_query::JOIN_RIGHT:
+      kind = JoinKind::kRight;
+      break;
+    case pg_query::JOIN_FULL:
+      kind = JoinKind::kFull;
+      break;
+    default:
+      return Unsupported("join type", -1);
   }
   const int nl = left.op->columns.size();
   Scope scope = left.scope;
@@ -855,9 +962,11 @@ absl::StatusOr<FromResult> Lowerer::LowerJoinExpr(const pg_query::JoinExpr& j,
     // Common visible column names, in the left input's order.
     std::vector<std::string> lnames, rnames;
     for (const auto& m : left.scope.merged) lnames.push_back(m.name);
-    for (const auto& e : left.scope.entries) lnames.insert(lnames.end(), e.cols.begin(), e.cols.end());
+    for (const auto& e : left.scope.entries)
+      lnames.insert(lnames.end(), e.cols.begin(), e.cols.end());
     for (const auto& m : right.scope.merged) rnames.push_back(m.name);
-    for (const auto& e : right.scope.entries) rnames.insert(rnames.end(), e.cols.begin(), e.cols.end());
+    for (const auto& e : right.scope.entries)
+      rnames.insert(rnames.end(), e.cols.begin(), e.cols.end());
     for (const auto& n : lnames) {
       if (std::find(rnames.begin(), rnames.end(), n) != rnames.end() &&
           std::find(using_cols.begin(), using_cols.end(), n) == using_cols.end()) {
@@ -975,7 +1084,8 @@ absl::StatusOr<FromResult> Lowerer::LowerFromList(
       scope.merged.push_back(m);
     }
     FromResult joined;
-    joined.op = MakeJoin(JoinKind::kInner, std::move(acc->op), std::move(next.op), sqlb::Bool(true));
+    joined.op =
+        MakeJoin(JoinKind::kInner, std::move(acc->op), std::move(next.op), sqlb::Bool(true));
     joined.scope = std::move(scope);
     acc = std::move(joined);
   }
@@ -1034,8 +1144,7 @@ void SplitConjuncts(const Node& n, std::vector<Node>* out) {
 }
 
 absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerExistsInner(const pg_query::SelectStmt& sub,
-                                                              const CteEnv* env,
-                                                              FromResult* outer,
+                                                              const CteEnv* env, FromResult* outer,
                                                               Node* condition) {
   if (sub.op() != pg_query::SETOP_NONE) return Unsupported("set operation inside EXISTS", -1);
   if (sub.group_clause_size() > 0 || sub.has_having_clause()) {
@@ -1052,7 +1161,8 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerExistsInner(const pg_query::Se
   if (sub.window_clause_size() > 0) return Unsupported("WINDOW inside EXISTS", -1);
   const CteEnv* inner_env = env;
   if (sub.has_with_clause()) {
-    if (sub.with_clause().recursive()) return Unsupported("recursive WITH", sub.with_clause().location());
+    if (sub.with_clause().recursive())
+      return Unsupported("recursive WITH", sub.with_clause().location());
     for (const auto& c : sub.with_clause().ctes()) {
       envs_.push_back(CteEnv{inner_env, &c.common_table_expr(), inner_env});
       inner_env = &envs_.back();
@@ -1129,7 +1239,8 @@ absl::StatusOr<bool> Lowerer::LowerSublinkConjunct(const Node& conjunct, FromRes
   if (sl.sub_link_type() == pg_query::ANY_SUBLINK || sl.sub_link_type() == pg_query::ALL_SUBLINK) {
     std::string op = "=";
     if (sl.oper_name_size() > 0) op = sl.oper_name(sl.oper_name_size() - 1).string().sval();
-    if (sl.oper_name_size() > 1) return Unsupported("schema-qualified operator in ANY/ALL", sl.location());
+    if (sl.oper_name_size() > 1)
+      return Unsupported("schema-qualified operator in ANY/ALL", sl.location());
     bool all = sl.sub_link_type() == pg_query::ALL_SUBLINK;
     // x <> ALL (q) is x NOT IN (q); NOT (x = ANY (q)) likewise.
     bool not_in = (all && op == "<>" && !negated) || (!all && op == "=" && negated);
@@ -1150,9 +1261,9 @@ absl::StatusOr<bool> Lowerer::LowerSublinkConjunct(const Node& conjunct, FromRes
       tests.push_back(sl.testexpr());
     }
     if ((*right)->VisibleCount() != static_cast<int>(tests.size())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "subquery has ", (*right)->VisibleCount(), " columns but the IN test has ",
-          tests.size(), " (position ", sl.location() + 1, ")"));
+      return absl::InvalidArgumentError(absl::StrCat("subquery has ", (*right)->VisibleCount(),
+                                                     " columns but the IN test has ", tests.size(),
+                                                     " (position ", sl.location() + 1, ")"));
     }
     RefFn left_ref = [](int pos) { return sqlb::Col("l", ColName(pos)); };
     std::vector<int> rvis;
@@ -1163,8 +1274,10 @@ absl::StatusOr<bool> Lowerer::LowerSublinkConjunct(const Node& conjunct, FromRes
       if (tests.size() != 1) return Unsupported("multi-column NOT IN", sl.location());
       TRICKLE_ASSIGN_OR_RETURN(Node t, ExtractScalars(tests[0], &from->op, env));
       TRICKLE_ASSIGN_OR_RETURN(Node bound, Bind(t, from->scope, left_ref));
-      if (rvis[0] != 0) return Unsupported("NOT IN over a subquery with hidden columns", sl.location());
-      from->op = MakeJoin(JoinKind::kNotIn, std::move(from->op), std::move(*right), std::move(bound));
+      if (rvis[0] != 0)
+        return Unsupported("NOT IN over a subquery with hidden columns", sl.location());
+      from->op =
+          MakeJoin(JoinKind::kNotIn, std::move(from->op), std::move(*right), std::move(bound));
       from->op->location = sl.location();
       return true;
     }
@@ -1277,13 +1390,14 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerAggregateBlock(
     return static_cast<int>(group_exprs.size() - 1);
   };
   for (const auto& g : stmt.group_clause()) {
-    if (g.has_grouping_set()) return Unsupported("GROUPING SETS / ROLLUP / CUBE", g.grouping_set().location());
+    if (g.has_grouping_set())
+      return Unsupported("GROUPING SETS / ROLLUP / CUBE", g.grouping_set().location());
     Node expr = g;
     if (g.has_a_const() && g.a_const().has_ival()) {
       int k = g.a_const().ival().ival();
       if (k < 1 || k > static_cast<int>(targets.size())) {
-        return absl::InvalidArgumentError(absl::StrCat("GROUP BY position ", k,
-                                                       " is not in select list"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("GROUP BY position ", k, " is not in select list"));
       }
       expr = targets[k - 1].first;
     } else if (g.has_column_ref() && g.column_ref().fields_size() == 1 &&
@@ -1513,15 +1627,23 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerSetOp(const pg_query::SelectSt
   TRICKLE_ASSIGN_OR_RETURN(auto left, LowerSelect(stmt.larg(), env, false));
   TRICKLE_ASSIGN_OR_RETURN(auto right, LowerSelect(stmt.rarg(), env, false));
   if (left->VisibleCount() != right->VisibleCount()) {
-    return absl::InvalidArgumentError("each side of a set operation must have the same number "
-                                      "of columns");
+    return absl::InvalidArgumentError(
+        "each side of a set operation must have the same number "
+        "of columns");
   }
   SetOpKind kind;
   switch (stmt.op()) {
-    case pg_query::SETOP_UNION: kind = SetOpKind::kUnionAll; break;
-    case pg_query::SETOP_INTERSECT: kind = SetOpKind::kIntersect; break;
-    case pg_query::SETOP_EXCEPT: kind = SetOpKind::kExcept; break;
-    default: return Unsupported("set operation", -1);
+    case pg_query::SETOP_UNION:
+      kind = SetOpKind::kUnionAll;
+      break;
+    case pg_query::SETOP_INTERSECT:
+      kind = SetOpKind::kIntersect;
+      break;
+    case pg_query::SETOP_EXCEPT:
+      kind = SetOpKind::kExcept;
+      break;
+    default:
+      return Unsupported("set operation", -1);
   }
   auto op = NewOp(OpKind::kSetOp);
   op->setop = kind;
@@ -1585,9 +1707,8 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerSelect(const pg_query::SelectS
   if (stmt.has_into_clause()) return Unsupported("SELECT INTO", -1);
   if (stmt.locking_clause_size() > 0) return Unsupported("FOR UPDATE / FOR SHARE", -1);
   if (stmt.has_limit_count() || stmt.has_limit_offset()) {
-    return Unsupported("ORDER BY ... LIMIT / OFFSET (top-k)", Location(stmt.has_limit_count()
-                                                                         ? stmt.limit_count()
-                                                                         : stmt.limit_offset()));
+    return Unsupported("ORDER BY ... LIMIT / OFFSET (top-k)",
+                       Location(stmt.has_limit_count() ? stmt.limit_count() : stmt.limit_offset()));
   }
   if (stmt.window_clause_size() > 0) return Unsupported("WINDOW clause", -1);
   const CteEnv* inner_env = env;
@@ -1735,8 +1856,12 @@ std::string FigureColname(const Node& expr) {
         return 2;
       case Node::kSubLink:
         switch (n.sub_link().sub_link_type()) {
-          case pg_query::EXISTS_SUBLINK: name = "exists"; return 2;
-          case pg_query::ARRAY_SUBLINK: name = "array"; return 2;
+          case pg_query::EXISTS_SUBLINK:
+            name = "exists";
+            return 2;
+          case pg_query::ARRAY_SUBLINK:
+            name = "array";
+            return 2;
           case pg_query::EXPR_SUBLINK:
           case pg_query::MULTIEXPR_SUBLINK: {
             const auto& sub = n.sub_link().subselect().select_stmt();
@@ -1750,7 +1875,8 @@ std::string FigureColname(const Node& expr) {
             }
             return 0;
           }
-          default: return 0;
+          default:
+            return 0;
         }
       case Node::kCaseExpr: {
         int strength = n.case_expr().has_defresult() ? figure(n.case_expr().defresult()) : 0;
@@ -1760,9 +1886,15 @@ std::string FigureColname(const Node& expr) {
         }
         return strength;
       }
-      case Node::kAArrayExpr: name = "array"; return 2;
-      case Node::kRowExpr: name = "row"; return 2;
-      case Node::kCoalesceExpr: name = "coalesce"; return 2;
+      case Node::kAArrayExpr:
+        name = "array";
+        return 2;
+      case Node::kRowExpr:
+        name = "row";
+        return 2;
+      case Node::kCoalesceExpr:
+        name = "coalesce";
+        return 2;
       case Node::kMinMaxExpr:
         name = n.min_max_expr().op() == pg_query::IS_GREATEST ? "greatest" : "least";
         return 2;
@@ -1808,7 +1940,8 @@ absl::StatusOr<LoweredQuery> LowerQuery(const Node& select_stmt, const CatalogFa
     return absl::InvalidArgumentError("the defining query must be a SELECT statement");
   }
   Lowerer lowerer(facts, unsupported);
-  TRICKLE_ASSIGN_OR_RETURN(auto root, lowerer.LowerSelect(select_stmt.select_stmt(), nullptr, true));
+  TRICKLE_ASSIGN_OR_RETURN(auto root,
+                           lowerer.LowerSelect(select_stmt.select_stmt(), nullptr, true));
   LoweredQuery out;
   for (const auto& c : root->columns) {
     if (!c.hidden) out.output_names.push_back(c.user_name);

@@ -22,31 +22,48 @@ std::string ColName(int k) { return absl::StrCat("c", k + 1); }
 
 std::string OpName(const Op& op) {
   switch (op.kind) {
-    case OpKind::kScan: return "Scan";
-    case OpKind::kValues: return "Values";
-    case OpKind::kFilter: return "Filter";
-    case OpKind::kProject: return "Project";
+    case OpKind::kScan:
+      return "Scan";
+    case OpKind::kValues:
+      return "Values";
+    case OpKind::kFilter:
+      return "Filter";
+    case OpKind::kProject:
+      return "Project";
     case OpKind::kJoin:
       switch (op.join) {
-        case JoinKind::kInner: return "InnerJoin";
-        case JoinKind::kLeft: return "LeftJoin";
-        case JoinKind::kRight: return "RightJoin";
-        case JoinKind::kFull: return "FullJoin";
-        case JoinKind::kSemi: return "SemiJoin";
-        case JoinKind::kAnti: return "AntiJoin";
-        case JoinKind::kNotIn: return "NotInJoin";
+        case JoinKind::kInner:
+          return "InnerJoin";
+        case JoinKind::kLeft:
+          return "LeftJoin";
+        case JoinKind::kRight:
+          return "RightJoin";
+        case JoinKind::kFull:
+          return "FullJoin";
+        case JoinKind::kSemi:
+          return "SemiJoin";
+        case JoinKind::kAnti:
+          return "AntiJoin";
+        case JoinKind::kNotIn:
+          return "NotInJoin";
       }
       return "Join";
-    case OpKind::kAggregate: return "Aggregate";
-    case OpKind::kDistinct: return "Distinct";
+    case OpKind::kAggregate:
+      return "Aggregate";
+    case OpKind::kDistinct:
+      return "Distinct";
     case OpKind::kSetOp:
       switch (op.setop) {
-        case SetOpKind::kUnionAll: return "UnionAll";
-        case SetOpKind::kIntersect: return op.all ? "IntersectAll" : "Intersect";
-        case SetOpKind::kExcept: return op.all ? "ExceptAll" : "Except";
+        case SetOpKind::kUnionAll:
+          return "UnionAll";
+        case SetOpKind::kIntersect:
+          return op.all ? "IntersectAll" : "Intersect";
+        case SetOpKind::kExcept:
+          return op.all ? "ExceptAll" : "Except";
       }
       return "SetOp";
-    case OpKind::kScalar: return op.array ? "ArraySubquery" : "ScalarSubquery";
+    case OpKind::kScalar:
+      return op.array ? "ArraySubquery" : "ScalarSubquery";
   }
   return "?";
 }
@@ -97,7 +114,8 @@ std::vector<std::string> ColumnDisplays(const Op& op, const std::vector<SourceRe
   auto in = [&](size_t i) { return ColumnDisplays(*op.inputs[i], sources); };
   switch (op.kind) {
     case OpKind::kScan:
-      for (const auto& c : sources[op.source].columns) out.push_back(absl::StrCat(op.alias, ".", c));
+      for (const auto& c : sources[op.source].columns)
+        out.push_back(absl::StrCat(op.alias, ".", c));
       return out;
     case OpKind::kValues:
       for (const auto& c : op.columns) out.push_back(c.user_name.empty() ? "1" : c.user_name);
@@ -107,14 +125,15 @@ std::vector<std::string> ColumnDisplays(const Op& op, const std::vector<SourceRe
     case OpKind::kProject: {
       auto d = in(0);
       for (size_t k = 0; k < op.columns.size(); ++k) {
-        out.push_back(op.columns[k].hidden ? Render(op.exprs[k], {{"i", d}}) : op.columns[k].user_name);
+        out.push_back(op.columns[k].hidden ? Render(op.exprs[k], {{"i", d}})
+                                           : op.columns[k].user_name);
       }
       return out;
     }
     case OpKind::kJoin: {
       out = in(0);
-      if (op.join == JoinKind::kInner || op.join == JoinKind::kLeft || op.join == JoinKind::kRight ||
-          op.join == JoinKind::kFull) {
+      if (op.join == JoinKind::kInner || op.join == JoinKind::kLeft ||
+          op.join == JoinKind::kRight || op.join == JoinKind::kFull) {
         auto r = in(1);
         out.insert(out.end(), r.begin(), r.end());
       }
@@ -162,7 +181,8 @@ std::string OpDetail(const Op& op, const std::vector<SourceRelation>& sources) {
       }
       return d;
     }
-    case OpKind::kFilter: return Render(op.predicate, {{"i", in(0)}});
+    case OpKind::kFilter:
+      return Render(op.predicate, {{"i", in(0)}});
     case OpKind::kProject: {
       auto d = in(0);
       std::vector<std::string> parts;
@@ -190,10 +210,12 @@ std::string OpDetail(const Op& op, const std::vector<SourceRelation>& sources) {
       std::vector<std::string> g, a;
       for (const auto& e : op.group_exprs) g.push_back(Render(e, {{"i", d}}));
       for (const auto& c : op.aggs) a.push_back(Render(c.call, {{"i", d}}));
-      return absl::StrCat(g.empty() ? "whole input" : absl::StrCat("GROUP BY ", absl::StrJoin(g, ", ")),
-                          ": ", absl::StrJoin(a, ", "));
+      return absl::StrCat(
+          g.empty() ? "whole input" : absl::StrCat("GROUP BY ", absl::StrJoin(g, ", ")), ": ",
+          absl::StrJoin(a, ", "));
     }
-    default: return "";
+    default:
+      return "";
   }
 }
 

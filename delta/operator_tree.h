@@ -57,7 +57,7 @@ struct AggCall {
   bool distinct = false;  // agg(DISTINCT ...)
   bool ordered = false;   // ORDER BY inside the call or WITHIN GROUP
   bool has_filter = false;
-  std::string arg_type;   // inferred type of the single argument, "" when unknown
+  std::string arg_type;  // inferred type of the single argument, "" when unknown
 };
 
 struct Op {
@@ -71,9 +71,9 @@ struct Op {
   int location = -1;  // byte offset in the query, for messages
 
   // kScan
-  int source = -1;       // index into the plan's sources
-  std::string alias;     // the range name the query uses
-  bool inh = true;       // false for ONLY
+  int source = -1;    // index into the plan's sources
+  std::string alias;  // the range name the query uses
+  bool inh = true;    // false for ONLY
   // kValues: a SELECT producing the constant rows as c1..cn.
   pg_query::Node values;
   // kFilter

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 
@@ -64,9 +64,9 @@ absl::StatusOr<std::string> DeparseChecked(const pg_query::ParseResult& tree) {
   if (!text.ok()) return text.status();
   auto reparsed = ParseSql(*text);
   if (!reparsed.ok()) {
-    return absl::InternalError(absl::StrCat(
-        "libpg_query's deparser printed SQL that does not parse (", reparsed.status().message(),
-        "): ", *text));
+    return absl::InternalError(
+        absl::StrCat("libpg_query's deparser printed SQL that does not parse (",
+                     reparsed.status().message(), "): ", *text));
   }
   if (CanonicalKey(tree) != CanonicalKey(*reparsed)) {
     return absl::InternalError(absl::StrCat(

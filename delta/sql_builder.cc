@@ -1,11 +1,11 @@
 #include "delta/sql_builder.h"
 
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
 
-#include <cstdio>
-#include <cstdlib>
 #include "delta/pg_parser.h"
 
 namespace trickle::delta::sqlb {
@@ -101,7 +101,13 @@ Node Cast(Node arg, std::string_view type) {
       if (parsed.ok() && parsed->stmts_size() == 1 &&
           parsed->stmts(0).stmt().select_stmt().target_list_size() == 1 &&
           parsed->stmts(0).stmt().select_stmt().target_list(0).res_target().val().has_type_cast()) {
-        tn = parsed->stmts(0).stmt().select_stmt().target_list(0).res_target().val().type_cast()
+        tn = parsed->stmts(0)
+                 .stmt()
+                 .select_stmt()
+                 .target_list(0)
+                 .res_target()
+                 .val()
+                 .type_cast()
                  .type_name();
         ClearLocations(&tn);
       } else {

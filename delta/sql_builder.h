@@ -61,8 +61,7 @@ Node RowNumberOver(NodeList partition);
 Node RowHash(NodeList args);
 
 // --- relations and statements ----------------------------------------------
-Node Table(std::string_view schema, std::string_view name, std::string_view alias,
-           bool inh = true);
+Node Table(std::string_view schema, std::string_view name, std::string_view alias, bool inh = true);
 Node Subquery(Node select, std::string_view alias, const std::vector<std::string>& colnames = {});
 Node Join(pg_query::JoinType type, Node left, Node right, Node quals);
 Node Target(Node value, std::string_view name);  // value AS name
@@ -78,7 +77,7 @@ struct Select {
   std::vector<Node> having;  // ANDed
   bool distinct = false;
   NodeList distinct_on;
-  NodeList order_by;  // SortBy nodes
+  NodeList order_by;   // SortBy nodes
   int64_t limit = -1;  // LIMIT n when >= 0
   Node Build() const;
 };

@@ -51,12 +51,14 @@ const std::vector<Query>& Queries() {
       {"filter", "filtered projection",
        "SELECT id, cust_id, amount * qty AS value FROM orders WHERE status = 'paid'"},
       {"group", "GROUP BY aggregate",
-       "SELECT cust_id, count(*) AS n, sum(amount) AS total, avg(qty) AS avg_qty FROM orders GROUP BY cust_id"},
+       "SELECT cust_id, count(*) AS n, sum(amount) AS total, avg(qty) AS avg_qty FROM orders GROUP "
+       "BY cust_id"},
       {"join_agg", "2-table join + aggregate",
        "SELECT c.region, c.segment, count(*) AS n, sum(o.amount) AS total, avg(o.amount) AS mean "
        "FROM orders o JOIN customers c ON c.id = o.cust_id GROUP BY c.region, c.segment"},
       {"join3", "3-table join",
-       "SELECT o.id, c.region, p.category, o.amount FROM orders o JOIN customers c ON c.id = o.cust_id "
+       "SELECT o.id, c.region, p.category, o.amount FROM orders o JOIN customers c ON c.id = "
+       "o.cust_id "
        "JOIN products p ON p.id = o.product_id WHERE o.status <> 'void'"},
   };
   return *q;
@@ -98,26 +100,40 @@ double Median(std::vector<double> v) {
 void CreateData(PgConnection& conn, int64_t rows) {
   const int64_t customers = std::max<int64_t>(rows / 10, 10);
   const int64_t products = std::max<int64_t>(rows / 100, 10);
-  Exec(conn, "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench; SET search_path = bench, public");
-  Exec(conn, absl::StrCat(
-      "CREATE TABLE customers (id int PRIMARY KEY, region text NOT NULL, segment text NOT NULL, name text);"
-      "INSERT INTO customers SELECT g, 'region' || (g % 20), 'seg' || (g % 5), 'customer ' || g "
-      "FROM generate_series(1, ", customers, ") g;"
-      "CREATE TABLE products (id int PRIMARY KEY, category text NOT NULL, price int NOT NULL);"
-      "INSERT INTO products SELECT g, 'cat' || (g % 50), 1 + g % 97 FROM generate_series(1, ", products, ") g;"
-      "CREATE TABLE orders (id bigint PRIMARY KEY, cust_id int NOT NULL, product_id int NOT NULL, "
-      "amount int NOT NULL, qty int NOT NULL, status text NOT NULL);"
-      "INSERT INTO orders SELECT g, 1 + (g * 7919) % ", customers, ", 1 + (g * 104729) % ", products,
-      ", (g * 31) % 1000, 1 + g % 9, (ARRAY['new','paid','shipped','void'])[1 + g % 4] "
-      "FROM generate_series(1::bigint, ", rows, ") g;"
-      "CREATE INDEX ON orders (cust_id); CREATE INDEX ON orders (product_id)"));
+  Exec(conn,
+       "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench; SET search_path = bench, public");
+  Exec(conn,
+       absl::StrCat(
+           "CREATE TABLE customers (id int PRIMARY KEY, region text NOT NULL, segment text NOT "
+           "NULL, name text);"
+           "INSERT INTO customers SELECT g, 'region' || (g % 20), 'seg' || (g % 5), 'customer ' || "
+           "g "
+           "FROM generate_series(1, ",
+           customers,
+           ") g;"
+           "CREATE TABLE products (id int PRIMARY KEY, category text NOT NULL, price int NOT NULL);"
+           "INSERT INTO products SELECT g, 'cat' || (g % 50), 1 + g % 97 FROM generate_series(1, ",
+           products,
+           ") g;"
+           "CREATE TABLE orders (id bigint PRIMARY KEY, cust_id int NOT NULL, product_id int NOT "
+           "NULL, "
+           "amount int NOT NULL, qty int NOT NULL, status text NOT NULL);"
+           "INSERT INTO orders SELECT g, 1 + (g * 7919) % ",
+           customers, ", 1 + (g * 104729) % ", products,
+           ", (g * 31) % 1000, 1 + g % 9, (ARRAY['new','paid','shipped','void'])[1 + g % 4] "
+           "FROM generate_series(1::bigint, ",
+           rows,
+           ") g;"
+           "CREATE INDEX ON orders (cust_id); CREATE INDEX ON orders (product_id)"));
   Exec(conn, "VACUUM ANALYZE customers, products, orders");
 }
 
 // The consolidated delta tables for one random batch, filled from the batch
 // itself: a changed row's old version as 'D', its new version as 'I'.
-void ApplyBatch(PgConnection& conn, double rate, int64_t rows, std::mt19937_64& rng, int64_t* next_id) {
-  const int64_t changed = std::max<int64_t>(1, static_cast<int64_t>(std::llround(rows * rate / 100.0)));
+void ApplyBatch(PgConnection& conn, double rate, int64_t rows, std::mt19937_64& rng,
+                int64_t* next_id) {
+  const int64_t changed =
+      std::max<int64_t>(1, static_cast<int64_t>(std::llround(rows * rate / 100.0)));
   const int64_t customers = Scalar(conn, "SELECT max(id) FROM customers");
   const int64_t products = Scalar(conn, "SELECT max(id) FROM products");
   // 70% updates (a third of them change the join key), 15% inserts, 15% deletes.
@@ -128,29 +144,40 @@ void ApplyBatch(PgConnection& conn, double rate, int64_t rows, std::mt19937_64& 
   Exec(conn, "TRUNCATE d_orders, d_customers, d_products");
   Exec(conn, "BEGIN");
   Exec(conn, absl::StrCat("SELECT setseed(", (seed % 1000) / 1000.0, ")"));
-  Exec(conn, absl::StrCat(
-      "CREATE TEMP TABLE pick ON COMMIT DROP AS SELECT id, row_number() OVER () AS rn FROM "
-      "(SELECT id FROM orders TABLESAMPLE SYSTEM_ROWS(", updates + deletes, ")) s"));
+  Exec(conn,
+       absl::StrCat(
+           "CREATE TEMP TABLE pick ON COMMIT DROP AS SELECT id, row_number() OVER () AS rn FROM "
+           "(SELECT id FROM orders TABLESAMPLE SYSTEM_ROWS(",
+           updates + deletes, ")) s"));
   Exec(conn, "INSERT INTO d_orders SELECT 'D', o.* FROM orders o JOIN pick USING (id)");
-  Exec(conn, absl::StrCat("DELETE FROM orders o USING pick p WHERE p.id = o.id AND p.rn > ", updates));
+  Exec(conn,
+       absl::StrCat("DELETE FROM orders o USING pick p WHERE p.id = o.id AND p.rn > ", updates));
+  Exec(conn, absl::StrCat("UPDATE orders o SET amount = o.amount + 1 + (p.rn % 50)::int, "
+                          "status = (ARRAY['new','paid','shipped','void'])[1 + (p.rn % 4)::int], "
+                          "cust_id = CASE WHEN p.rn % 3 = 0 THEN 1 + (o.cust_id + p.rn * 13) % ",
+                          customers,
+                          " ELSE o.cust_id END "
+                          "FROM pick p WHERE p.id = o.id AND p.rn <= ",
+                          updates));
   Exec(conn, absl::StrCat(
-      "UPDATE orders o SET amount = o.amount + 1 + (p.rn % 50)::int, "
-      "status = (ARRAY['new','paid','shipped','void'])[1 + (p.rn % 4)::int], "
-      "cust_id = CASE WHEN p.rn % 3 = 0 THEN 1 + (o.cust_id + p.rn * 13) % ", customers, " ELSE o.cust_id END "
-      "FROM pick p WHERE p.id = o.id AND p.rn <= ", updates));
-  Exec(conn, absl::StrCat(
-      "INSERT INTO orders SELECT g, 1 + (g * 7919) % ", customers, ", 1 + (g * 104729) % ", products,
-      ", (g * 37) % 1000, 1 + g % 9, (ARRAY['new','paid','shipped','void'])[1 + g % 4] "
-      "FROM generate_series(", *next_id, "::bigint, ", *next_id + inserts - 1, ") g"));
-  Exec(conn, absl::StrCat(
-      "INSERT INTO d_orders SELECT 'I', o.* FROM orders o WHERE o.id IN (SELECT id FROM pick WHERE rn <= ", updates,
-      ") OR o.id BETWEEN ", *next_id, " AND ", *next_id + inserts - 1));
+                 "INSERT INTO orders SELECT g, 1 + (g * 7919) % ", customers,
+                 ", 1 + (g * 104729) % ", products,
+                 ", (g * 37) % 1000, 1 + g % 9, (ARRAY['new','paid','shipped','void'])[1 + g % 4] "
+                 "FROM generate_series(",
+                 *next_id, "::bigint, ", *next_id + inserts - 1, ") g"));
+  Exec(conn,
+       absl::StrCat("INSERT INTO d_orders SELECT 'I', o.* FROM orders o WHERE o.id IN (SELECT id "
+                    "FROM pick WHERE rn <= ",
+                    updates, ") OR o.id BETWEEN ", *next_id, " AND ", *next_id + inserts - 1));
   *next_id += inserts;
   // Dimension changes: a customer's region moves (all its orders' join rows change).
-  Exec(conn, absl::StrCat(
-      "CREATE TEMP TABLE cpick ON COMMIT DROP AS SELECT id FROM customers TABLESAMPLE SYSTEM_ROWS(", cust_updates, ")"));
+  Exec(conn, absl::StrCat("CREATE TEMP TABLE cpick ON COMMIT DROP AS SELECT id FROM customers "
+                          "TABLESAMPLE SYSTEM_ROWS(",
+                          cust_updates, ")"));
   Exec(conn, "INSERT INTO d_customers SELECT 'D', c.* FROM customers c JOIN cpick USING (id)");
-  Exec(conn, "UPDATE customers c SET region = 'region' || ((substr(region, 7)::int + 1) % 20) FROM cpick p WHERE p.id = c.id");
+  Exec(conn,
+       "UPDATE customers c SET region = 'region' || ((substr(region, 7)::int + 1) % 20) FROM cpick "
+       "p WHERE p.id = c.id");
   Exec(conn, "INSERT INTO d_customers SELECT 'I', c.* FROM customers c JOIN cpick USING (id)");
   Exec(conn, "COMMIT");
 }
@@ -160,7 +187,7 @@ struct Point {
   double rate;
   int64_t delta_rows;
   double differential_s;
-  double full_s;  // REFRESH MATERIALIZED VIEW
+  double full_s;     // REFRESH MATERIALIZED VIEW
   double st_full_s;  // the stream table's own full refresh (TRUNCATE + INSERT)
 };
 
@@ -174,12 +201,16 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const std::string& prefix) { return a.substr(prefix.size()); };
-    if (a.rfind("--rows=", 0) == 0) opt.rows = std::stoll(value("--rows="));
-    else if (a.rfind("--repeat=", 0) == 0) opt.repeat = std::stoi(value("--repeat="));
-    else if (a.rfind("--out=", 0) == 0) opt.out = value("--out=");
+    if (a.rfind("--rows=", 0) == 0)
+      opt.rows = std::stoll(value("--rows="));
+    else if (a.rfind("--repeat=", 0) == 0)
+      opt.repeat = std::stoi(value("--repeat="));
+    else if (a.rfind("--out=", 0) == 0)
+      opt.out = value("--out=");
     else if (a.rfind("--rates=", 0) == 0) {
       opt.rates.clear();
-      for (auto s : absl::StrSplit(value("--rates="), ',')) opt.rates.push_back(std::stod(std::string(s)));
+      for (auto s : absl::StrSplit(value("--rates="), ','))
+        opt.rates.push_back(std::stod(std::string(s)));
     } else if (a.rfind("--queries=", 0) == 0) {
       for (auto s : absl::StrSplit(value("--queries="), ',')) opt.queries.emplace_back(s);
     } else {
@@ -187,10 +218,11 @@ int main(int argc, char** argv) {
     }
   }
   trickle::testing::PostgresServerOptions server_options;
-  server_options.settings = {{"shared_buffers", "'1GB'"}, {"work_mem", "'64MB'"},
-                             {"maintenance_work_mem", "'256MB'"}, {"max_wal_size", "'8GB'"},
-                             {"checkpoint_timeout", "'30min'"}, {"max_parallel_workers_per_gather", "2"},
-                             {"random_page_cost", "1.1"}, {"effective_cache_size", "'8GB'"}};
+  server_options.settings = {
+      {"shared_buffers", "'1GB'"},         {"work_mem", "'64MB'"},
+      {"maintenance_work_mem", "'256MB'"}, {"max_wal_size", "'8GB'"},
+      {"checkpoint_timeout", "'30min'"},   {"max_parallel_workers_per_gather", "2"},
+      {"random_page_cost", "1.1"},         {"effective_cache_size", "'8GB'"}};
   trickle::testing::PostgresServer server(server_options);
   if (auto s = server.Start(); !s.ok()) Die(std::string(s.message()));
   auto conn_or = server.Connect();
@@ -211,27 +243,37 @@ int main(int argc, char** argv) {
   int64_t next_id = opt.rows + 1;
   std::string version;
   {
-    auto r = conn.Exec("SELECT version() || ', shared_buffers ' || current_setting('shared_buffers') || ', random_page_cost ' || current_setting('random_page_cost')");
+    auto r = conn.Exec(
+        "SELECT version() || ', shared_buffers ' || current_setting('shared_buffers') || ', "
+        "random_page_cost ' || current_setting('random_page_cost')");
     if (r.ok()) version = std::string(r->Get(0, 0));
   }
 
   for (const Query& q : Queries()) {
-    if (!opt.queries.empty() && std::find(opt.queries.begin(), opt.queries.end(), q.name) == opt.queries.end()) continue;
+    if (!opt.queries.empty() &&
+        std::find(opt.queries.begin(), opt.queries.end(), q.name) == opt.queries.end())
+      continue;
     std::fprintf(stderr, "== %s: %s\n", q.name.c_str(), q.sql.c_str());
     auto facts = GatherCatalogFacts(conn, q.sql);
     if (!facts.ok()) Die(std::string(facts.status().message()));
     PlanOptions po;
-    po.delta_tables = {{"bench.orders", "d_orders"}, {"bench.customers", "d_customers"}, {"bench.products", "d_products"}};
+    po.delta_tables = {{"bench.orders", "d_orders"},
+                       {"bench.customers", "d_customers"},
+                       {"bench.products", "d_products"}};
     StreamTableSpec spec{"bench", "st_" + q.name, q.sql, RefreshMode::kDifferential};
     auto plan = BuildDeltaPlan(spec, *facts, po);
     if (!plan.ok()) Die(std::string(plan.status().message()));
     std::fprintf(stderr, "%s", plan->explanation.c_str());
-    Exec(conn, absl::StrCat("DROP TABLE IF EXISTS d_orders, d_customers, d_products;"
-                            "CREATE TABLE d_orders AS SELECT 'I'::\"char\" AS __op, * FROM orders WITH NO DATA;"
-                            "CREATE TABLE d_customers AS SELECT 'I'::\"char\" AS __op, * FROM customers WITH NO DATA;"
-                            "CREATE TABLE d_products AS SELECT 'I'::\"char\" AS __op, * FROM products WITH NO DATA;"
-                            "DROP MATERIALIZED VIEW IF EXISTS mv_", q.name, "; CREATE MATERIALIZED VIEW mv_", q.name,
-                            " AS ", q.sql));
+    Exec(
+        conn,
+        absl::StrCat(
+            "DROP TABLE IF EXISTS d_orders, d_customers, d_products;"
+            "CREATE TABLE d_orders AS SELECT 'I'::\"char\" AS __op, * FROM orders WITH NO DATA;"
+            "CREATE TABLE d_customers AS SELECT 'I'::\"char\" AS __op, * FROM customers WITH NO "
+            "DATA;"
+            "CREATE TABLE d_products AS SELECT 'I'::\"char\" AS __op, * FROM products WITH NO DATA;"
+            "DROP MATERIALIZED VIEW IF EXISTS mv_",
+            q.name, "; CREATE MATERIALIZED VIEW mv_", q.name, " AS ", q.sql));
     Exec(conn, "SET search_path = bench, public");
     for (const auto& ddl : plan->storage_ddl) Exec(conn, ddl);
     Exec(conn, "BEGIN");
@@ -253,14 +295,16 @@ int main(int argc, char** argv) {
       // so its indexes are in cache), then --repeat timed runs.
       for (int rep = -1; rep < opt.repeat; ++rep) {
         ApplyBatch(conn, rate, opt.rows, rng, &next_id);
-        delta_rows = Scalar(conn, "SELECT (SELECT count(*) FROM d_orders) + (SELECT count(*) FROM d_customers)");
+        delta_rows = Scalar(
+            conn, "SELECT (SELECT count(*) FROM d_orders) + (SELECT count(*) FROM d_customers)");
         if (rep == 0 && std::getenv("TRICKLE_BENCH_EXPLAIN") != nullptr) {
           // The MERGE's plan on this batch (executed, then rolled back).
           Exec(conn, "BEGIN");
           Exec(conn, "ANALYZE d_orders, d_customers, d_products");
           auto r = conn.Exec("EXPLAIN (ANALYZE, COSTS OFF, TIMING ON) " + plan->merge_sql);
           if (r.ok()) {
-            for (int i = 0; i < r->rows(); ++i) std::fprintf(stderr, "    | %s\n", std::string(r->Get(i, 0)).c_str());
+            for (int i = 0; i < r->rows(); ++i)
+              std::fprintf(stderr, "    | %s\n", std::string(r->Get(i, 0)).c_str());
           }
           Exec(conn, "ROLLBACK");
         }
@@ -278,10 +322,14 @@ int main(int argc, char** argv) {
                        std::chrono::duration<double>(tm - ta).count(), Seconds(tm));
         }
         // Correctness of what was timed (not timed itself).
-        int64_t bad = Scalar(conn, absl::StrCat(
-            "SELECT count(*) FROM ((SELECT ", cols, " FROM st_", q.name, " EXCEPT ALL SELECT * FROM (", q.sql,
-            ") a) UNION ALL (SELECT * FROM (", q.sql, ") b EXCEPT ALL SELECT ", cols, " FROM st_", q.name, ")) x"));
-        if (bad != 0) Die(absl::StrCat(q.name, " at ", rate, "%: stream table differs from the query by ", bad, " rows"));
+        int64_t bad =
+            Scalar(conn, absl::StrCat("SELECT count(*) FROM ((SELECT ", cols, " FROM st_", q.name,
+                                      " EXCEPT ALL SELECT * FROM (", q.sql,
+                                      ") a) UNION ALL (SELECT * FROM (", q.sql,
+                                      ") b EXCEPT ALL SELECT ", cols, " FROM st_", q.name, ")) x"));
+        if (bad != 0)
+          Die(absl::StrCat(q.name, " at ", rate, "%: stream table differs from the query by ", bad,
+                           " rows"));
         auto t1 = std::chrono::steady_clock::now();
         Exec(conn, absl::StrCat("REFRESH MATERIALIZED VIEW mv_", q.name));
         if (rep >= 0) full.push_back(Seconds(t1));
@@ -296,31 +344,43 @@ int main(int argc, char** argv) {
         Exec(conn, absl::StrCat("VACUUM ANALYZE orders, customers, st_", q.name));
       }
       Point p{q.name, rate, delta_rows, Median(diff), Median(full), Median(st_full)};
-      std::fprintf(stderr, "  %6.2f%%  delta rows %8lld  differential %8.4f s  REFRESH MV %8.4f s  speedup %8.1fx\n",
-                   rate, static_cast<long long>(delta_rows), p.differential_s, p.full_s, p.full_s / p.differential_s);
+      std::fprintf(
+          stderr,
+          "  %6.2f%%  delta rows %8lld  differential %8.4f s  REFRESH MV %8.4f s  speedup %8.1fx\n",
+          rate, static_cast<long long>(delta_rows), p.differential_s, p.full_s,
+          p.full_s / p.differential_s);
       points.push_back(p);
     }
   }
 
   // Results: CSV, markdown table with crossovers, and a gnuplot PNG.
-  std::string csv = "query,rate_percent,delta_rows,differential_s,refresh_mv_s,st_full_refresh_s,speedup\n";
+  std::string csv =
+      "query,rate_percent,delta_rows,differential_s,refresh_mv_s,st_full_refresh_s,speedup\n";
   for (const auto& p : points) {
-    absl::StrAppend(&csv, p.query, ",", p.rate, ",", p.delta_rows, ",", p.differential_s, ",", p.full_s, ",",
-                    p.st_full_s, ",", p.full_s / p.differential_s, "\n");
+    absl::StrAppend(&csv, p.query, ",", p.rate, ",", p.delta_rows, ",", p.differential_s, ",",
+                    p.full_s, ",", p.st_full_s, ",", p.full_s / p.differential_s, "\n");
   }
   std::ofstream(opt.out + "/delta.csv") << csv;
   std::string md = absl::StrCat(
       "# Delta engine: differential refresh vs REFRESH MATERIALIZED VIEW\n\n",
       "Produced by `benchmarks/delta/delta_benchmark` (", opt.rows, " source rows in `orders`, ",
       opt.rows / 10, " customers, ", opt.rows / 100, " products; median of ", opt.repeat,
-      " runs per point; both refreshes on the same data in the same run).\n\n", "Server: ", version, "\n\n",
-      "Differential = ANALYZE of the delta tables + the MERGE + COMMIT (the delta tables are filled "
-      "beforehand, as the refresh engine's COPY does). Full = `REFRESH MATERIALIZED VIEW` of the same "
-      "query. Change rate = changed rows of `orders` as a percent of its size (70% updates, a third of "
-      "them moving the join key; 15% inserts; 15% deletes), plus 1% of that number of customer region "
-      "changes.\n\n", "Machine: ", std::thread::hardware_concurrency(), " CPUs; load average (1/5/15 min) ",
-      load_before, " at the start and ", loadavg(), " at the end of the run. Points are single "
-      "transactions of a few milliseconds, so other work on the machine shows up in them; the ratios "
+      " runs per point; both refreshes on the same data in the same run).\n\n", "Server: ", version,
+      "\n\n",
+      "Differential = ANALYZE of the delta tables + the MERGE + COMMIT (the delta tables are "
+      "filled "
+      "beforehand, as the refresh engine's COPY does). Full = `REFRESH MATERIALIZED VIEW` of the "
+      "same "
+      "query. Change rate = changed rows of `orders` as a percent of its size (70% updates, a "
+      "third of "
+      "them moving the join key; 15% inserts; 15% deletes), plus 1% of that number of customer "
+      "region "
+      "changes.\n\n",
+      "Machine: ", std::thread::hardware_concurrency(), " CPUs; load average (1/5/15 min) ",
+      load_before, " at the start and ", loadavg(),
+      " at the end of the run. Points are single "
+      "transactions of a few milliseconds, so other work on the machine shows up in them; the "
+      "ratios "
       "and crossovers are the stable result.\n\n");
   for (const Query& q : Queries()) {
     std::vector<const Point*> ps;
@@ -329,17 +389,20 @@ int main(int argc, char** argv) {
     }
     if (ps.empty()) continue;
     absl::StrAppend(&md, "## ", q.title, " (`", q.name, "`)\n\n```sql\n", q.sql, "\n```\n\n",
-                    "| change rate | delta rows | differential (s) | REFRESH MV (s) | stream table full refresh (s) | speedup |\n",
+                    "| change rate | delta rows | differential (s) | REFRESH MV (s) | stream table "
+                    "full refresh (s) | speedup |\n",
                     "|---:|---:|---:|---:|---:|---:|\n");
     std::string crossover = "not reached (differential faster at every measured rate)";
     for (size_t i = 0; i < ps.size(); ++i) {
       const Point& p = *ps[i];
-      absl::StrAppend(&md, "| ", p.rate, "% | ", p.delta_rows, " | ", absl::StrFormat("%.4f", p.differential_s), " | ",
-                      absl::StrFormat("%.4f", p.full_s), " | ", absl::StrFormat("%.4f", p.st_full_s), " | ",
-                      absl::StrFormat("%.1fx", p.full_s / p.differential_s), " |\n");
+      absl::StrAppend(
+          &md, "| ", p.rate, "% | ", p.delta_rows, " | ", absl::StrFormat("%.4f", p.differential_s),
+          " | ", absl::StrFormat("%.4f", p.full_s), " | ", absl::StrFormat("%.4f", p.st_full_s),
+          " | ", absl::StrFormat("%.1fx", p.full_s / p.differential_s), " |\n");
       if (i > 0 && crossover.rfind("not", 0) == 0) {
         const Point& a = *ps[i - 1];
-        double ra = std::log(a.full_s / a.differential_s), rb = std::log(p.full_s / p.differential_s);
+        double ra = std::log(a.full_s / a.differential_s),
+               rb = std::log(p.full_s / p.differential_s);
         if (ra > 0 && rb <= 0) {
           double t = ra / (ra - rb);
           double rate = std::exp(std::log(a.rate) + t * (std::log(p.rate) - std::log(a.rate)));
@@ -347,7 +410,8 @@ int main(int argc, char** argv) {
         }
       }
     }
-    if (!ps.empty() && ps[0]->full_s <= ps[0]->differential_s) crossover = "below the smallest measured rate";
+    if (!ps.empty() && ps[0]->full_s <= ps[0]->differential_s)
+      crossover = "below the smallest measured rate";
     absl::StrAppend(&md, "\nCrossover (FULL wins above): ", crossover, "\n\n");
   }
   absl::StrAppend(&md, "![differential vs full refresh](delta.png)\n");
@@ -366,9 +430,11 @@ int main(int argc, char** argv) {
     if (!any) continue;
     std::string filter = absl::StrCat("(strcol(1) eq '", q.name, "' ? $2 : 1/0)");
     plots.push_back(absl::StrCat("'", opt.out, "/delta.csv' every ::1 using ", filter,
-                                 ":4 with linespoints lw 2 lc ", color, " dt 1 title '", q.name, " differential'"));
+                                 ":4 with linespoints lw 2 lc ", color, " dt 1 title '", q.name,
+                                 " differential'"));
     plots.push_back(absl::StrCat("'", opt.out, "/delta.csv' every ::1 using ", filter,
-                                 ":5 with linespoints lw 2 lc ", color, " dt 2 title '", q.name, " REFRESH MV'"));
+                                 ":5 with linespoints lw 2 lc ", color, " dt 2 title '", q.name,
+                                 " REFRESH MV'"));
     ++color;
   }
   gp += absl::StrJoin(plots, ", \\\n  ") + "\n";

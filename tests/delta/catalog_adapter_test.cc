@@ -19,7 +19,8 @@ class CatalogAdapterTest : public ::testing::Test {
     auto conn = trickle::testing::TestPostgres().Connect();
     ASSERT_TRUE(conn.ok()) << conn.status();
     conn_ = std::move(*conn);
-    ASSERT_TRUE(conn_->Exec(R"sql(
+    ASSERT_TRUE(conn_
+                    ->Exec(R"sql(
       DROP SCHEMA IF EXISTS cat CASCADE;
       DROP SCHEMA IF EXISTS "Odd Schema" CASCADE;
       CREATE SCHEMA cat;
@@ -37,14 +38,17 @@ class CatalogAdapterTest : public ::testing::Test {
       CREATE VIEW cat.v AS SELECT * FROM cat.pk;
       CREATE TABLE "Odd Schema"."we""ird" ("select" int PRIMARY KEY, "a""b" text);
       CREATE FUNCTION cat.stable_lookup(int) RETURNS int STABLE LANGUAGE sql AS 'SELECT $1';
-    )sql").ok());
+    )sql")
+                    .ok());
   }
   std::unique_ptr<PgConnection> conn_;
 };
 
 TEST_F(CatalogAdapterTest, GathersColumnsKeysAndNames) {
-  auto facts = GatherCatalogFacts(*conn_, "SELECT p.id, count(*) AS n, lower(p.a) FROM pk p JOIN ri ON ri.x = p.id "
-                                          "JOIN nokey ON nokey.k = p.id JOIN parted ON parted.id = p.id GROUP BY p.id, p.a");
+  auto facts = GatherCatalogFacts(
+      *conn_,
+      "SELECT p.id, count(*) AS n, lower(p.a) FROM pk p JOIN ri ON ri.x = p.id "
+      "JOIN nokey ON nokey.k = p.id JOIN parted ON parted.id = p.id GROUP BY p.id, p.a");
   ASSERT_TRUE(facts.ok()) << facts.status();
   EXPECT_THAT(facts->search_path, ElementsAre("cat", "public"));
   ASSERT_EQ(facts->relations.size(), 4u);
@@ -78,13 +82,15 @@ TEST_F(CatalogAdapterTest, FunctionVolatilityComesFromTheCatalog) {
   EXPECT_EQ(facts->functions.at("stable_lookup").volatility, 's');
   EXPECT_EQ(facts->functions.at("random").volatility, 'v');
   // The engine refuses both differentially, naming the first.
-  auto plan = BuildDeltaPlan({"cat", "st", "SELECT id, stable_lookup(id) FROM pk", RefreshMode::kDifferential}, *facts);
+  auto plan = BuildDeltaPlan(
+      {"cat", "st", "SELECT id, stable_lookup(id) FROM pk", RefreshMode::kDifferential}, *facts);
   ASSERT_FALSE(plan.ok());
   EXPECT_THAT(plan.status().message(), HasSubstr("stable function stable_lookup()"));
 }
 
 TEST_F(CatalogAdapterTest, HostileNamesResolve) {
-  auto facts = GatherCatalogFacts(*conn_, "SELECT \"select\", \"a\"\"b\" FROM \"Odd Schema\".\"we\"\"ird\"");
+  auto facts =
+      GatherCatalogFacts(*conn_, "SELECT \"select\", \"a\"\"b\" FROM \"Odd Schema\".\"we\"\"ird\"");
   ASSERT_TRUE(facts.ok()) << facts.status();
   ASSERT_EQ(facts->relations.size(), 1u);
   EXPECT_EQ(facts->relations[0].schema, "Odd Schema");

@@ -55,7 +55,7 @@ TEST_P(GoldenTest, PlanMatches) {
   ASSERT_EQ(mode_line.rfind("-- mode: ", 0), 0u) << path;
   const std::string query = query_line.substr(10);
   const std::string mode_name = mode_line.substr(9);
-  RefreshMode mode = mode_name == "FULL" ? RefreshMode::kFull
+  RefreshMode mode = mode_name == "FULL"           ? RefreshMode::kFull
                      : mode_name == "DIFFERENTIAL" ? RefreshMode::kDifferential
                                                    : RefreshMode::kAuto;
   auto plan = BuildDeltaPlan({"st", "t", query, mode}, testing::ShopFacts());
@@ -65,8 +65,9 @@ TEST_P(GoldenTest, PlanMatches) {
     std::ofstream(path) << rendered;
     GTEST_SKIP() << "rewrote " << path;
   }
-  EXPECT_EQ(rendered, text) << "golden file " << path
-                            << " differs; if the change is intended, rerun with TRICKLE_UPDATE_GOLDEN=1";
+  EXPECT_EQ(rendered, text)
+      << "golden file " << path
+      << " differs; if the change is intended, rerun with TRICKLE_UPDATE_GOLDEN=1";
 }
 
 INSTANTIATE_TEST_SUITE_P(Golden, GoldenTest, ::testing::ValuesIn(GoldenFiles()),

@@ -31,31 +31,47 @@ std::string OrNull(std::mt19937_64& rng, double p, const std::string& v) {
 std::string Region(std::mt19937_64& rng) {
   return Pick<std::string>(rng, {"'north'", "'south'", "'east'", "'west'", "NULL"});
 }
-std::string Tier(std::mt19937_64& rng) { return OrNull(rng, 0.2, std::to_string(Uniform(rng, 1, 3))); }
-std::string CustId(std::mt19937_64& rng) { return OrNull(rng, 0.1, std::to_string(Uniform(rng, 1, 45))); }
-std::string Amount(std::mt19937_64& rng) { return OrNull(rng, 0.1, std::to_string(Uniform(rng, -10, 100))); }
+std::string Tier(std::mt19937_64& rng) {
+  return OrNull(rng, 0.2, std::to_string(Uniform(rng, 1, 3)));
+}
+std::string CustId(std::mt19937_64& rng) {
+  return OrNull(rng, 0.1, std::to_string(Uniform(rng, 1, 45)));
+}
+std::string Amount(std::mt19937_64& rng) {
+  return OrNull(rng, 0.1, std::to_string(Uniform(rng, -10, 100)));
+}
 std::string Status(std::mt19937_64& rng) {
   return Pick<std::string>(rng, {"'new'", "'paid'", "'shipped'", "'void'"});
 }
-std::string Sku(std::mt19937_64& rng) { return OrNull(rng, 0.1, absl::StrCat("'s", Uniform(rng, 1, 12), "'")); }
+std::string Sku(std::mt19937_64& rng) {
+  return OrNull(rng, 0.1, absl::StrCat("'s", Uniform(rng, 1, 12), "'"));
+}
 std::string Price(std::mt19937_64& rng) {
   return Pick<std::string>(rng, {"1.50", "2.00", "3.25", "10", "NULL", "0.10"});
 }
-std::string Category(std::mt19937_64& rng) { return Pick<std::string>(rng, {"'a'", "'b'", "'c'", "NULL"}); }
-std::string SmallK(std::mt19937_64& rng) { return OrNull(rng, 0.15, std::to_string(Uniform(rng, 1, 8))); }
-std::string SmallV(std::mt19937_64& rng) { return Pick<std::string>(rng, {"'x'", "'y'", "'z'", "NULL"}); }
+std::string Category(std::mt19937_64& rng) {
+  return Pick<std::string>(rng, {"'a'", "'b'", "'c'", "NULL"});
+}
+std::string SmallK(std::mt19937_64& rng) {
+  return OrNull(rng, 0.15, std::to_string(Uniform(rng, 1, 8)));
+}
+std::string SmallV(std::mt19937_64& rng) {
+  return Pick<std::string>(rng, {"'x'", "'y'", "'z'", "NULL"});
+}
 
 absl::Status Exec(PgConnection& conn, const std::string& sql, bool verbose = false) {
   if (verbose) std::fprintf(stderr, "SQL> %s\n", sql.c_str());
   auto r = conn.Exec(sql);
-  if (!r.ok()) return absl::Status(r.status().code(), absl::StrCat(r.status().message(), "\nin: ", sql));
+  if (!r.ok())
+    return absl::Status(r.status().code(), absl::StrCat(r.status().message(), "\nin: ", sql));
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<std::string>> Column(PgConnection& conn, const std::string& sql) {
   TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(sql));
   std::vector<std::string> out;
-  for (int i = 0; i < r.rows(); ++i) out.emplace_back(r.IsNull(i, 0) ? "NULL" : std::string(r.Get(i, 0)));
+  for (int i = 0; i < r.rows(); ++i)
+    out.emplace_back(r.IsNull(i, 0) ? "NULL" : std::string(r.Get(i, 0)));
   return out;
 }
 
@@ -63,19 +79,6 @@ absl::StatusOr<int64_t> Scalar(PgConnection& conn, const std::string& sql) {
   TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(sql));
   if (r.rows() != 1) return absl::InternalError(absl::StrCat("expected one row from: ", sql));
   return std::stoll(std::string(r.Get(0, 0)));
-}
-
-struct SourceTable {
-  std::string qualified;  // quoted
-  std::string key;        // quoted key column, "" for keyless
-};
-
-const std::vector<SourceTable>& Sources() {
-  static const auto* v = new std::vector<SourceTable>{
-      {"src.customers", "id"}, {"src.orders", "id"},        {"src.lines", ""},
-      {"src.products", "sku"}, {"src.events", ""},          {"src.audit", ""},
-      {"\"Odd Schema\".\"we\"\"ird\"", "\"select\""}};
-  return *v;
 }
 
 std::string CustomerRow(std::mt19937_64& rng, int id) {
@@ -90,9 +93,12 @@ std::string LineRow(std::mt19937_64& rng) {
                       ", ", Price(rng), ", ", Uniform(rng, 1, 3), ")");
 }
 std::string ProductRow(std::mt19937_64& rng, int n) {
-  return absl::StrCat("('s", n, "', ", Category(rng), ", ", OrNull(rng, 0.1, std::to_string(Uniform(rng, 1, 20))), ")");
+  return absl::StrCat("('s", n, "', ", Category(rng), ", ",
+                      OrNull(rng, 0.1, std::to_string(Uniform(rng, 1, 20))), ")");
 }
-std::string SmallRow(std::mt19937_64& rng) { return absl::StrCat("(", SmallK(rng), ", ", SmallV(rng), ")"); }
+std::string SmallRow(std::mt19937_64& rng) {
+  return absl::StrCat("(", SmallK(rng), ", ", SmallV(rng), ")");
+}
 std::string WeirdRow(std::mt19937_64& rng, int id) {
   return absl::StrCat("(", id, ", ", Pick<std::string>(rng, {"'p'", "'q'", "NULL"}), ", ",
                       OrNull(rng, 0.2, std::to_string(Uniform(rng, 1, 4))), ")");
@@ -134,7 +140,8 @@ absl::Status CreateSourceTables(PgConnection& conn, std::mt19937_64& rng) {
   TRICKLE_RETURN_IF_ERROR(Exec(conn, "INSERT INTO src.orders VALUES " + Values(rows)));
   rows.clear();
   for (int i = 0; i < 200; ++i) rows.push_back(LineRow(rng));
-  for (int i = 0; i < 20; ++i) rows.push_back(rows[Uniform(rng, 0, rows.size() - 1)]);  // duplicates
+  for (int i = 0; i < 20; ++i)
+    rows.push_back(rows[Uniform(rng, 0, rows.size() - 1)]);  // duplicates
   TRICKLE_RETURN_IF_ERROR(Exec(conn, "INSERT INTO src.lines VALUES " + Values(rows)));
   rows.clear();
   for (int n = 1; n <= 12; ++n) {
@@ -148,7 +155,8 @@ absl::Status CreateSourceTables(PgConnection& conn, std::mt19937_64& rng) {
   }
   rows.clear();
   for (int id = 1; id <= 20; ++id) rows.push_back(WeirdRow(rng, id));
-  TRICKLE_RETURN_IF_ERROR(Exec(conn, "INSERT INTO \"Odd Schema\".\"we\"\"ird\" VALUES " + Values(rows)));
+  TRICKLE_RETURN_IF_ERROR(
+      Exec(conn, "INSERT INTO \"Odd Schema\".\"we\"\"ird\" VALUES " + Values(rows)));
   return Exec(conn, "ANALYZE");
 }
 
@@ -157,24 +165,32 @@ absl::Status ApplyRandomBatch(PgConnection& conn, std::mt19937_64& rng) {
   auto ids = [&](const std::string& q) { return Column(conn, q); };
   TRICKLE_ASSIGN_OR_RETURN(auto cust, ids("SELECT id FROM src.customers ORDER BY id"));
   TRICKLE_ASSIGN_OR_RETURN(auto ord, ids("SELECT id FROM src.orders ORDER BY id"));
-  TRICKLE_ASSIGN_OR_RETURN(int64_t max_c, Scalar(conn, "SELECT coalesce(max(id), 0) FROM src.customers"));
-  TRICKLE_ASSIGN_OR_RETURN(int64_t max_o, Scalar(conn, "SELECT coalesce(max(id), 0) FROM src.orders"));
-  TRICKLE_ASSIGN_OR_RETURN(int64_t max_w, Scalar(conn, "SELECT coalesce(max(\"select\"), 0) FROM \"Odd Schema\".\"we\"\"ird\""));
+  TRICKLE_ASSIGN_OR_RETURN(int64_t max_c,
+                           Scalar(conn, "SELECT coalesce(max(id), 0) FROM src.customers"));
+  TRICKLE_ASSIGN_OR_RETURN(int64_t max_o,
+                           Scalar(conn, "SELECT coalesce(max(id), 0) FROM src.orders"));
+  TRICKLE_ASSIGN_OR_RETURN(
+      int64_t max_w,
+      Scalar(conn, "SELECT coalesce(max(\"select\"), 0) FROM \"Odd Schema\".\"we\"\"ird\""));
   int next_c = std::max<int64_t>(max_c, 45) + 1, next_o = max_o + 1, next_w = max_w + 1;
-  auto some = [&](const std::vector<std::string>& v) { return v.empty() ? std::string("0") : Pick(rng, v); };
+  auto some = [&](const std::vector<std::string>& v) {
+    return v.empty() ? std::string("0") : Pick(rng, v);
+  };
 
   // customers
   for (int i = Uniform(rng, 0, 3); i > 0; --i) {
     // Reuse a deleted id now and then: a key that leaves and comes back.
     int id = Chance(rng, 0.3) ? Uniform(rng, 1, 30) : next_c++;
-    sql.push_back(absl::StrCat("INSERT INTO src.customers VALUES ", CustomerRow(rng, id), " ON CONFLICT DO NOTHING"));
+    sql.push_back(absl::StrCat("INSERT INTO src.customers VALUES ", CustomerRow(rng, id),
+                               " ON CONFLICT DO NOTHING"));
   }
   for (int i = Uniform(rng, 0, 4); i > 0; --i) {
-    sql.push_back(absl::StrCat("UPDATE src.customers SET region = ", Region(rng), ", tier = ", Tier(rng),
-                               " WHERE id = ", some(cust)));
+    sql.push_back(absl::StrCat("UPDATE src.customers SET region = ", Region(rng),
+                               ", tier = ", Tier(rng), " WHERE id = ", some(cust)));
   }
   if (Chance(rng, 0.3)) {  // primary key change
-    sql.push_back(absl::StrCat("UPDATE src.customers SET id = ", next_c++, " WHERE id = ", some(cust)));
+    sql.push_back(
+        absl::StrCat("UPDATE src.customers SET id = ", next_c++, " WHERE id = ", some(cust)));
   }
   for (int i = Uniform(rng, 0, 2); i > 0; --i) {
     sql.push_back(absl::StrCat("DELETE FROM src.customers WHERE id = ", some(cust)));
@@ -192,14 +208,16 @@ absl::Status ApplyRandomBatch(PgConnection& conn, std::mt19937_64& rng) {
   for (int i = Uniform(rng, 0, 6); i > 0; --i) {
     switch (Uniform(rng, 0, 3)) {
       case 0:
-        sql.push_back(absl::StrCat("UPDATE src.orders SET amount = ", Amount(rng), " WHERE id = ", some(ord)));
+        sql.push_back(absl::StrCat("UPDATE src.orders SET amount = ", Amount(rng),
+                                   " WHERE id = ", some(ord)));
         break;
       case 1:  // join-key change
-        sql.push_back(absl::StrCat("UPDATE src.orders SET cust_id = ", CustId(rng), " WHERE id = ", some(ord)));
+        sql.push_back(absl::StrCat("UPDATE src.orders SET cust_id = ", CustId(rng),
+                                   " WHERE id = ", some(ord)));
         break;
       case 2:
-        sql.push_back(absl::StrCat("UPDATE src.orders SET status = ", Status(rng), ", qty = ",
-                                   Uniform(rng, 1, 5), " WHERE id = ", some(ord)));
+        sql.push_back(absl::StrCat("UPDATE src.orders SET status = ", Status(rng),
+                                   ", qty = ", Uniform(rng, 1, 5), " WHERE id = ", some(ord)));
         break;
       default:  // an update that changes nothing
         sql.push_back(absl::StrCat("UPDATE src.orders SET amount = amount WHERE id = ", some(ord)));
@@ -216,8 +234,8 @@ absl::Status ApplyRandomBatch(PgConnection& conn, std::mt19937_64& rng) {
     std::string s = Status(rng);
     sql.push_back(absl::StrCat("DELETE FROM src.orders WHERE status = ", s));
     for (int i = Uniform(rng, 0, 3); i > 0; --i) {
-      sql.push_back(absl::StrCat("INSERT INTO src.orders VALUES (", next_o++, ", ", CustId(rng), ", ",
-                                 Amount(rng), ", ", s, ", ", Uniform(rng, 1, 5), ")"));
+      sql.push_back(absl::StrCat("INSERT INTO src.orders VALUES (", next_o++, ", ", CustId(rng),
+                                 ", ", Amount(rng), ", ", s, ", ", Uniform(rng, 1, 5), ")"));
     }
   }
   if (Chance(rng, 0.1)) {
@@ -232,14 +250,17 @@ absl::Status ApplyRandomBatch(PgConnection& conn, std::mt19937_64& rng) {
     }
   }
   for (int i = Uniform(rng, 0, 4); i > 0; --i) {
-    sql.push_back(absl::StrCat(
-        "UPDATE src.lines SET ", Pick<std::string>(rng, {"price = " + Price(rng), "sku = " + Sku(rng),
-                                                          "order_id = " + std::to_string(Uniform(rng, 1, 260)),
-                                                          "n = " + std::to_string(Uniform(rng, 1, 3))}),
-        " WHERE ctid = (SELECT ctid FROM src.lines ORDER BY random() LIMIT 1)"));
+    sql.push_back(
+        absl::StrCat("UPDATE src.lines SET ",
+                     Pick<std::string>(rng, {"price = " + Price(rng), "sku = " + Sku(rng),
+                                             "order_id = " + std::to_string(Uniform(rng, 1, 260)),
+                                             "n = " + std::to_string(Uniform(rng, 1, 3))}),
+                     " WHERE ctid = (SELECT ctid FROM src.lines ORDER BY random() LIMIT 1)"));
   }
   for (int i = Uniform(rng, 0, 4); i > 0; --i) {
-    sql.push_back("DELETE FROM src.lines WHERE ctid = (SELECT ctid FROM src.lines ORDER BY random() LIMIT 1)");
+    sql.push_back(
+        "DELETE FROM src.lines WHERE ctid = (SELECT ctid FROM src.lines ORDER BY random() LIMIT "
+        "1)");
   }
   // products
   if (Chance(rng, 0.5)) {
@@ -248,33 +269,43 @@ absl::Status ApplyRandomBatch(PgConnection& conn, std::mt19937_64& rng) {
                                " ON CONFLICT (sku) DO UPDATE SET category = EXCLUDED.category"));
   }
   if (Chance(rng, 0.4)) {
-    sql.push_back(absl::StrCat("UPDATE src.products SET cost = ", OrNull(rng, 0.1, std::to_string(Uniform(rng, 1, 20))),
-                               ", category = ", Category(rng), " WHERE sku = 's", Uniform(rng, 1, 14), "'"));
+    sql.push_back(absl::StrCat(
+        "UPDATE src.products SET cost = ", OrNull(rng, 0.1, std::to_string(Uniform(rng, 1, 20))),
+        ", category = ", Category(rng), " WHERE sku = 's", Uniform(rng, 1, 14), "'"));
   }
-  if (Chance(rng, 0.2)) sql.push_back(absl::StrCat("DELETE FROM src.products WHERE sku = 's", Uniform(rng, 1, 14), "'"));
+  if (Chance(rng, 0.2))
+    sql.push_back(
+        absl::StrCat("DELETE FROM src.products WHERE sku = 's", Uniform(rng, 1, 14), "'"));
   // events / audit: small domains, NULLs, duplicates; occasionally emptied.
   for (const char* t : {"src.events", "src.audit"}) {
-    for (int i = Uniform(rng, 0, 4); i > 0; --i) sql.push_back(absl::StrCat("INSERT INTO ", t, " VALUES ", SmallRow(rng)));
+    for (int i = Uniform(rng, 0, 4); i > 0; --i)
+      sql.push_back(absl::StrCat("INSERT INTO ", t, " VALUES ", SmallRow(rng)));
     for (int i = Uniform(rng, 0, 3); i > 0; --i) {
-      sql.push_back(absl::StrCat("DELETE FROM ", t, " WHERE ctid = (SELECT ctid FROM ", t, " ORDER BY random() LIMIT 1)"));
+      sql.push_back(absl::StrCat("DELETE FROM ", t, " WHERE ctid = (SELECT ctid FROM ", t,
+                                 " ORDER BY random() LIMIT 1)"));
     }
     if (Chance(rng, 0.3)) {
-      sql.push_back(absl::StrCat("UPDATE ", t, " SET v = ", SmallV(rng), " WHERE k IS NOT DISTINCT FROM ", SmallK(rng)));
+      sql.push_back(absl::StrCat("UPDATE ", t, " SET v = ", SmallV(rng),
+                                 " WHERE k IS NOT DISTINCT FROM ", SmallK(rng)));
     }
     if (Chance(rng, 0.04)) sql.push_back(absl::StrCat("DELETE FROM ", t));
   }
   // the hostile table
-  if (Chance(rng, 0.6)) sql.push_back(absl::StrCat("INSERT INTO \"Odd Schema\".\"we\"\"ird\" VALUES ", WeirdRow(rng, next_w++)));
+  if (Chance(rng, 0.6))
+    sql.push_back(
+        absl::StrCat("INSERT INTO \"Odd Schema\".\"we\"\"ird\" VALUES ", WeirdRow(rng, next_w++)));
   if (Chance(rng, 0.5)) {
     sql.push_back(absl::StrCat("UPDATE \"Odd Schema\".\"we\"\"ird\" SET \"Group\" = ",
-                               OrNull(rng, 0.2, std::to_string(Uniform(rng, 1, 4))), " WHERE \"select\" = ",
-                               Uniform(rng, 1, next_w)));
+                               OrNull(rng, 0.2, std::to_string(Uniform(rng, 1, 4))),
+                               " WHERE \"select\" = ", Uniform(rng, 1, next_w)));
   }
   if (Chance(rng, 0.3)) {
-    sql.push_back(absl::StrCat("DELETE FROM \"Odd Schema\".\"we\"\"ird\" WHERE \"select\" = ", Uniform(rng, 1, next_w)));
+    sql.push_back(absl::StrCat("DELETE FROM \"Odd Schema\".\"we\"\"ird\" WHERE \"select\" = ",
+                               Uniform(rng, 1, next_w)));
   }
   // random() above only picks rows; the seed makes it repeatable.
-  TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("SELECT setseed(", (rng() % 1000000) / 1000000.0, ")")));
+  TRICKLE_RETURN_IF_ERROR(
+      Exec(conn, absl::StrCat("SELECT setseed(", (rng() % 1000000) / 1000000.0, ")")));
   for (const auto& s : sql) TRICKLE_RETURN_IF_ERROR(Exec(conn, s));
   return absl::OkStatus();
 }
@@ -294,12 +325,13 @@ absl::StatusOr<std::string> OracleDiff(PgConnection& conn, const std::string& st
                                        const std::string& cols, const std::string& query) {
   std::string q = absl::StrCat("SELECT * FROM (", query, ") q");
   std::string s = absl::StrCat("SELECT ", cols, " FROM ", st);
-  std::string sql = absl::StrCat("SELECT 'only in stream table' AS side, x::text FROM (", s, " EXCEPT ALL ", q,
-                                 ") x UNION ALL SELECT 'only in query', y::text FROM (", q, " EXCEPT ALL ", s,
-                                 ") y LIMIT 30");
+  std::string sql = absl::StrCat(
+      "SELECT 'only in stream table' AS side, x::text FROM (", s, " EXCEPT ALL ", q,
+      ") x UNION ALL SELECT 'only in query', y::text FROM (", q, " EXCEPT ALL ", s, ") y LIMIT 30");
   TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(sql));
   std::string out;
-  for (int i = 0; i < r.rows(); ++i) absl::StrAppend(&out, "  ", r.Get(i, 0), ": ", r.Get(i, 1), "\n");
+  for (int i = 0; i < r.rows(); ++i)
+    absl::StrAppend(&out, "  ", r.Get(i, 0), ": ", r.Get(i, 1), "\n");
   return out;
 }
 
@@ -310,9 +342,9 @@ absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const Oracle
   std::mt19937_64 rng(options.seed);
   const std::string context = absl::StrCat("case ", c.name, " seed ", options.seed);
   auto fail = [&](const std::string& what) {
-    return absl::InternalError(absl::StrCat(context, ": ", what, "\nquery: ", c.query,
-                                            "\nreplay: TRICKLE_ORACLE_SEED=", options.seed, " TRICKLE_ORACLE_CASE=", c.name,
-                                            " build/tests/delta/delta_oracle_test"));
+    return absl::InternalError(absl::StrCat(
+        context, ": ", what, "\nquery: ", c.query, "\nreplay: TRICKLE_ORACLE_SEED=", options.seed,
+        " TRICKLE_ORACLE_CASE=", c.name, " build/tests/delta/delta_oracle_test"));
   };
   TRICKLE_RETURN_IF_ERROR(Exec(conn, "SET search_path = src, public"));
   TRICKLE_RETURN_IF_ERROR(CreateSourceTables(conn, rng));
@@ -331,18 +363,21 @@ absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const Oracle
   if (!plan.ok()) return fail(absl::StrCat("planning: ", plan.status().ToString()));
   const bool differential = plan->maintained_mode == RefreshMode::kDifferential;
   if (differential != c.expect_differential) {
-    return fail(absl::StrCat("expected a ", c.expect_differential ? "differential" : "full-refresh-only",
+    return fail(absl::StrCat("expected a ",
+                             c.expect_differential ? "differential" : "full-refresh-only",
                              " plan, got: ", plan->explanation));
   }
   if (stats != nullptr) stats->explanation = plan->explanation;
   const std::string st = absl::StrCat("st.", conn.QuoteIdentifier(spec.name));
   const std::string cols = QuotedColumns(conn, *plan, false);
   for (const auto& ddl : plan->storage_ddl) {
-    if (auto s = Exec(conn, ddl, options.verbose); !s.ok()) return fail(absl::StrCat("storage DDL: ", s.ToString()));
+    if (auto s = Exec(conn, ddl, options.verbose); !s.ok())
+      return fail(absl::StrCat("storage DDL: ", s.ToString()));
   }
   auto run_full = [&]() -> absl::Status {
     TRICKLE_RETURN_IF_ERROR(Exec(conn, "BEGIN"));
-    for (const auto& s : plan->full_refresh_sql) TRICKLE_RETURN_IF_ERROR(Exec(conn, s, options.verbose));
+    for (const auto& s : plan->full_refresh_sql)
+      TRICKLE_RETURN_IF_ERROR(Exec(conn, s, options.verbose));
     return Exec(conn, "COMMIT");
   };
   if (auto s = run_full(); !s.ok()) {
@@ -351,10 +386,12 @@ absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const Oracle
   }
   auto check = [&](const std::string& when) -> absl::Status {
     auto diff = OracleDiff(conn, st, cols, c.query);
-    if (!diff.ok()) return fail(absl::StrCat(when, ": oracle query failed: ", diff.status().ToString()));
+    if (!diff.ok())
+      return fail(absl::StrCat(when, ": oracle query failed: ", diff.status().ToString()));
     if (!diff->empty()) {
       return fail(absl::StrCat(when, ": stream table differs from the query:\n", *diff,
-                               "explanation:\n", plan->explanation, "delta SQL:\n", plan->delta_sql));
+                               "explanation:\n", plan->explanation, "delta SQL:\n",
+                               plan->delta_sql));
     }
     return absl::OkStatus();
   };
@@ -365,10 +402,10 @@ absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const Oracle
     // 1. The pre-state copies.
     for (size_t i = 0; i < facts->relations.size(); ++i) {
       const auto& r = facts->relations[i];
-      TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("DROP TABLE IF EXISTS pg_temp.before_", i,
-                                                      "; CREATE TEMP TABLE before_", i, " AS SELECT * FROM ",
-                                                      conn.QuoteIdentifier(r.schema), ".",
-                                                      conn.QuoteIdentifier(r.name))));
+      TRICKLE_RETURN_IF_ERROR(Exec(
+          conn, absl::StrCat("DROP TABLE IF EXISTS pg_temp.before_", i,
+                             "; CREATE TEMP TABLE before_", i, " AS SELECT * FROM ",
+                             conn.QuoteIdentifier(r.schema), ".", conn.QuoteIdentifier(r.name))));
     }
     // 2. The batch, committed.
     TRICKLE_RETURN_IF_ERROR(Exec(conn, "BEGIN"));
@@ -381,17 +418,24 @@ absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const Oracle
     TRICKLE_RETURN_IF_ERROR(Exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
     absl::Status s = [&]() -> absl::Status {
       if (!differential) {
-        for (const auto& x : plan->full_refresh_sql) TRICKLE_RETURN_IF_ERROR(Exec(conn, x, options.verbose));
+        for (const auto& x : plan->full_refresh_sql)
+          TRICKLE_RETURN_IF_ERROR(Exec(conn, x, options.verbose));
         return absl::OkStatus();
       }
       for (size_t i = 0; i < facts->relations.size(); ++i) {
         const auto& r = facts->relations[i];
-        std::string live = absl::StrCat(conn.QuoteIdentifier(r.schema), ".", conn.QuoteIdentifier(r.name));
-        TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat(
-            "CREATE TEMP TABLE delta_", i, " ON COMMIT DROP AS SELECT 'D'::\"char\" AS __op, * FROM (SELECT * FROM before_",
-            i, " EXCEPT ALL SELECT * FROM ", live, ") x UNION ALL SELECT 'I'::\"char\", * FROM (SELECT * FROM ", live,
-            " EXCEPT ALL SELECT * FROM before_", i, ") y")));
-        TRICKLE_ASSIGN_OR_RETURN(int64_t n, Scalar(conn, absl::StrCat("SELECT count(*) FROM delta_", i)));
+        std::string live =
+            absl::StrCat(conn.QuoteIdentifier(r.schema), ".", conn.QuoteIdentifier(r.name));
+        TRICKLE_RETURN_IF_ERROR(Exec(
+            conn,
+            absl::StrCat(
+                "CREATE TEMP TABLE delta_", i,
+                " ON COMMIT DROP AS SELECT 'D'::\"char\" AS __op, * FROM (SELECT * FROM before_", i,
+                " EXCEPT ALL SELECT * FROM ", live,
+                ") x UNION ALL SELECT 'I'::\"char\", * FROM (SELECT * FROM ", live,
+                " EXCEPT ALL SELECT * FROM before_", i, ") y")));
+        TRICKLE_ASSIGN_OR_RETURN(int64_t n,
+                                 Scalar(conn, absl::StrCat("SELECT count(*) FROM delta_", i)));
         if (stats != nullptr) stats->changed_rows += n;
         TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("ANALYZE delta_", i)));
       }
@@ -399,24 +443,30 @@ absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const Oracle
       // whose stored values change (an update counts once, as a delete plus
       // an insert in the difference of the table's contents).
       const std::string all = QuotedColumns(conn, *plan, true);
-      TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("CREATE TEMP TABLE st_before ON COMMIT DROP AS SELECT ", all,
-                                                      " FROM ", st)));
+      TRICKLE_RETURN_IF_ERROR(
+          Exec(conn, absl::StrCat("CREATE TEMP TABLE st_before ON COMMIT DROP AS SELECT ", all,
+                                  " FROM ", st)));
       if (options.verbose) std::fprintf(stderr, "SQL> %s\n", plan->merge_sql.c_str());
       TRICKLE_ASSIGN_OR_RETURN(PgResult merged, conn.Exec(plan->merge_sql));
-      TRICKLE_ASSIGN_OR_RETURN(int64_t changed, Scalar(conn, absl::StrCat(
-          "SELECT count(*) FROM ((SELECT ", all, " FROM st_before EXCEPT ALL SELECT ", all, " FROM ", st,
-          ") UNION ALL (SELECT ", all, " FROM ", st, " EXCEPT ALL SELECT ", all, " FROM st_before)) x")));
+      TRICKLE_ASSIGN_OR_RETURN(
+          int64_t changed,
+          Scalar(conn, absl::StrCat("SELECT count(*) FROM ((SELECT ", all,
+                                    " FROM st_before EXCEPT ALL SELECT ", all, " FROM ", st,
+                                    ") UNION ALL (SELECT ", all, " FROM ", st,
+                                    " EXCEPT ALL SELECT ", all, " FROM st_before)) x")));
       const int64_t affected = merged.AffectedRows();
       if (affected > changed || affected < (changed + 1) / 2) {
-        return absl::InternalError(absl::StrCat("the MERGE touched ", affected, " rows but ", changed,
-                                                " stored rows differ (inserted + deleted, an update counting "
-                                                "twice): no-op updates were not suppressed"));
+        return absl::InternalError(
+            absl::StrCat("the MERGE touched ", affected, " rows but ", changed,
+                         " stored rows differ (inserted + deleted, an update counting "
+                         "twice): no-op updates were not suppressed"));
       }
       return absl::OkStatus();
     }();
     if (!s.ok()) {
       (void)conn.Exec("ROLLBACK");
-      return fail(absl::StrCat(when, ": refresh failed: ", s.ToString(), "\nexplanation:\n", plan->explanation));
+      return fail(absl::StrCat(when, ": refresh failed: ", s.ToString(), "\nexplanation:\n",
+                               plan->explanation));
     }
     if (auto cs = check(when); !cs.ok()) {
       (void)conn.Exec("ROLLBACK");
@@ -428,14 +478,21 @@ absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const Oracle
   if (differential) {
     // Hidden state too: the maintained table equals a fresh full refresh.
     const std::string all = QuotedColumns(conn, *plan, true);
-    TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("DROP TABLE IF EXISTS pg_temp.maintained; CREATE TEMP TABLE maintained AS SELECT ",
-                                                    all, " FROM ", st)));
-    if (auto s = run_full(); !s.ok()) return fail(absl::StrCat("final full refresh: ", s.ToString()));
-    auto diff = OracleDiff(conn, "pg_temp.maintained", all, absl::StrCat("SELECT ", all, " FROM ", st));
+    TRICKLE_RETURN_IF_ERROR(
+        Exec(conn,
+             absl::StrCat(
+                 "DROP TABLE IF EXISTS pg_temp.maintained; CREATE TEMP TABLE maintained AS SELECT ",
+                 all, " FROM ", st)));
+    if (auto s = run_full(); !s.ok())
+      return fail(absl::StrCat("final full refresh: ", s.ToString()));
+    auto diff =
+        OracleDiff(conn, "pg_temp.maintained", all, absl::StrCat("SELECT ", all, " FROM ", st));
     if (!diff.ok()) return fail(diff.status().ToString());
     if (!diff->empty()) {
-      return fail(absl::StrCat("hidden state drifted from a fresh full refresh (\"stream table\" = maintained, "
-                               "\"query\" = fresh):\n", *diff, "explanation:\n", plan->explanation));
+      return fail(absl::StrCat(
+          "hidden state drifted from a fresh full refresh (\"stream table\" = maintained, "
+          "\"query\" = fresh):\n",
+          *diff, "explanation:\n", plan->explanation));
     }
   }
   return absl::OkStatus();

@@ -33,189 +33,282 @@ const std::vector<OracleGroup>& Groups() {
   static const auto* groups = new std::vector<OracleGroup>{
       {"scan_filter_project",
        {
-        {"scan_all", "SELECT * FROM orders"},
-        {"filter_project", "SELECT id, amount * 2 AS double_amount, upper(status) AS s FROM orders WHERE amount > 20"},
-        {"project_case_cast",
-         "SELECT id, CASE WHEN amount IS NULL THEN 'none' WHEN amount < 0 THEN 'neg' ELSE 'pos' END AS sign, "
-         "amount::numeric(10,2) / 3 AS third, coalesce(cust_id, -1) AS c FROM orders"},
-        {"keyless_scan", "SELECT sku, price, n FROM lines WHERE n > 1"},
-        {"project_drops_key", "SELECT status, qty FROM orders WHERE qty >= 2"},
+           {"scan_all", "SELECT * FROM orders"},
+           {"filter_project",
+            "SELECT id, amount * 2 AS double_amount, upper(status) AS s FROM orders WHERE amount > "
+            "20"},
+           {"project_case_cast",
+            "SELECT id, CASE WHEN amount IS NULL THEN 'none' WHEN amount < 0 THEN 'neg' ELSE 'pos' "
+            "END AS sign, "
+            "amount::numeric(10,2) / 3 AS third, coalesce(cust_id, -1) AS c FROM orders"},
+           {"keyless_scan", "SELECT sku, price, n FROM lines WHERE n > 1"},
+           {"project_drops_key", "SELECT status, qty FROM orders WHERE qty >= 2"},
        }},
       {"inner_joins",
        {
-        {"join_inner", "SELECT o.id, c.name, o.amount FROM orders o JOIN customers c ON c.id = o.cust_id"},
-        {"join_using",
-         "SELECT * FROM orders JOIN (SELECT id AS cust_id, name, tier FROM customers) c USING (cust_id) "
-         "WHERE c.tier IS NOT NULL"},
-        {"join_extra_condition",
-         "SELECT o.id AS oid, c.id AS cid FROM orders o JOIN customers c ON c.id = o.cust_id AND o.amount > c.tier * 10"},
-        {"join_three",
-         "SELECT o.id, c.region, l.sku, l.price FROM orders o JOIN customers c ON c.id = o.cust_id "
-         "JOIN lines l ON l.order_id = o.id"},
-        {"join_comma_where", "SELECT c.name, p.category FROM customers c, products p WHERE p.cost = c.tier"},
-        {"self_join", "SELECT a.id AS a_id, b.id AS b_id FROM orders a JOIN orders b ON a.cust_id = b.cust_id AND a.id < b.id"},
-        {"join_keyless_dups", "SELECT l.sku, p.category, l.n FROM lines l JOIN products p ON p.sku = l.sku"},
+           {"join_inner",
+            "SELECT o.id, c.name, o.amount FROM orders o JOIN customers c ON c.id = o.cust_id"},
+           {"join_using",
+            "SELECT * FROM orders JOIN (SELECT id AS cust_id, name, tier FROM customers) c USING "
+            "(cust_id) "
+            "WHERE c.tier IS NOT NULL"},
+           {"join_extra_condition",
+            "SELECT o.id AS oid, c.id AS cid FROM orders o JOIN customers c ON c.id = o.cust_id "
+            "AND o.amount > c.tier * 10"},
+           {"join_three",
+            "SELECT o.id, c.region, l.sku, l.price FROM orders o JOIN customers c ON c.id = "
+            "o.cust_id "
+            "JOIN lines l ON l.order_id = o.id"},
+           {"join_comma_where",
+            "SELECT c.name, p.category FROM customers c, products p WHERE p.cost = c.tier"},
+           {"self_join",
+            "SELECT a.id AS a_id, b.id AS b_id FROM orders a JOIN orders b ON a.cust_id = "
+            "b.cust_id AND a.id < b.id"},
+           {"join_keyless_dups",
+            "SELECT l.sku, p.category, l.n FROM lines l JOIN products p ON p.sku = l.sku"},
        }},
       {"aggregates",
        {
-        {"group_count_sum_avg",
-         "SELECT status, count(*) AS n, sum(amount) AS total, avg(amount) AS mean, count(amount) AS n_amount "
-         "FROM orders GROUP BY status"},
-        {"group_nullable_key", "SELECT cust_id, count(*) AS n, sum(qty) AS q FROM orders GROUP BY cust_id"},
-        {"group_hidden_key", "SELECT sum(amount) AS total, count(*) AS n FROM orders GROUP BY cust_id, status"},
-        {"group_expression_key",
-         "SELECT amount / 10 AS bucket, count(*) AS n, sum(amount) % 7 AS s7 FROM orders GROUP BY amount / 10"},
-        {"scalar_aggregate", "SELECT count(*) AS n, sum(amount) AS total, avg(qty) AS q FROM orders"},
-        {"join_aggregate",
-         "SELECT c.region, count(*) AS n, sum(o.amount) AS total, avg(o.amount) AS mean "
-         "FROM orders o JOIN customers c ON c.id = o.cust_id GROUP BY c.region"},
-        {"output_names_like_internal_ones",
-         "SELECT status AS c1, count(*) AS c2, sum(qty) AS k1, cust_id AS i FROM orders GROUP BY status, cust_id"},
-        {"recompute_output_names_like_internal_ones",
-         "SELECT cust_id AS k1, max(amount) AS c1, min(status) AS n FROM orders GROUP BY cust_id"},
-        {"aggregate_filter",
-         "SELECT cust_id, count(*) FILTER (WHERE status = 'paid') AS paid, sum(amount) FILTER (WHERE qty > 2) AS big "
-         "FROM orders GROUP BY cust_id"},
+           {"group_count_sum_avg",
+            "SELECT status, count(*) AS n, sum(amount) AS total, avg(amount) AS mean, "
+            "count(amount) AS n_amount "
+            "FROM orders GROUP BY status"},
+           {"group_nullable_key",
+            "SELECT cust_id, count(*) AS n, sum(qty) AS q FROM orders GROUP BY cust_id"},
+           {"group_hidden_key",
+            "SELECT sum(amount) AS total, count(*) AS n FROM orders GROUP BY cust_id, status"},
+           {"group_expression_key",
+            "SELECT amount / 10 AS bucket, count(*) AS n, sum(amount) % 7 AS s7 FROM orders GROUP "
+            "BY amount / 10"},
+           {"scalar_aggregate",
+            "SELECT count(*) AS n, sum(amount) AS total, avg(qty) AS q FROM orders"},
+           {"join_aggregate",
+            "SELECT c.region, count(*) AS n, sum(o.amount) AS total, avg(o.amount) AS mean "
+            "FROM orders o JOIN customers c ON c.id = o.cust_id GROUP BY c.region"},
+           {"output_names_like_internal_ones",
+            "SELECT status AS c1, count(*) AS c2, sum(qty) AS k1, cust_id AS i FROM orders GROUP "
+            "BY status, cust_id"},
+           {"recompute_output_names_like_internal_ones",
+            "SELECT cust_id AS k1, max(amount) AS c1, min(status) AS n FROM orders GROUP BY "
+            "cust_id"},
+           {"aggregate_filter",
+            "SELECT cust_id, count(*) FILTER (WHERE status = 'paid') AS paid, sum(amount) FILTER "
+            "(WHERE qty > 2) AS big "
+            "FROM orders GROUP BY cust_id"},
        }},
       {"outer_joins",
        {
-        {"left_join", "SELECT o.id, o.amount, c.name, c.region FROM orders o LEFT JOIN customers c ON c.id = o.cust_id"},
-        {"right_join", "SELECT o.id AS oid, c.id AS cid, c.name FROM orders o RIGHT JOIN customers c ON c.id = o.cust_id"},
-        {"full_join", "SELECT o.id AS oid, c.id AS cid, o.amount, c.tier FROM orders o FULL JOIN customers c ON c.id = o.cust_id"},
-        {"left_join_extra_condition",
-         "SELECT c.id, c.name, o.id AS oid FROM customers c LEFT JOIN orders o ON o.cust_id = c.id AND o.status = 'paid'"},
-        {"left_join_keyless", "SELECT l.sku, l.n, p.category FROM lines l LEFT JOIN products p ON p.sku = l.sku"},
-        {"left_join_aggregate",
-         "SELECT c.id, c.name, count(o.id) AS orders, sum(o.amount) AS total FROM customers c "
-         "LEFT JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name"},
-        {"left_join_chain",
-         "SELECT o.id, c.name, p.category FROM orders o LEFT JOIN customers c ON c.id = o.cust_id "
-         "LEFT JOIN lines l ON l.order_id = o.id LEFT JOIN products p ON p.sku = l.sku"},
-        {"left_join_non_equi", "SELECT e.k, e.v, a.k AS ak FROM events e LEFT JOIN audit a ON e.k < a.k AND a.v = 'x'"},
+           {"left_join",
+            "SELECT o.id, o.amount, c.name, c.region FROM orders o LEFT JOIN customers c ON c.id = "
+            "o.cust_id"},
+           {"right_join",
+            "SELECT o.id AS oid, c.id AS cid, c.name FROM orders o RIGHT JOIN customers c ON c.id "
+            "= o.cust_id"},
+           {"full_join",
+            "SELECT o.id AS oid, c.id AS cid, o.amount, c.tier FROM orders o FULL JOIN customers c "
+            "ON c.id = o.cust_id"},
+           {"left_join_extra_condition",
+            "SELECT c.id, c.name, o.id AS oid FROM customers c LEFT JOIN orders o ON o.cust_id = "
+            "c.id AND o.status = 'paid'"},
+           {"left_join_keyless",
+            "SELECT l.sku, l.n, p.category FROM lines l LEFT JOIN products p ON p.sku = l.sku"},
+           {"left_join_aggregate",
+            "SELECT c.id, c.name, count(o.id) AS orders, sum(o.amount) AS total FROM customers c "
+            "LEFT JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name"},
+           {"left_join_chain",
+            "SELECT o.id, c.name, p.category FROM orders o LEFT JOIN customers c ON c.id = "
+            "o.cust_id "
+            "LEFT JOIN lines l ON l.order_id = o.id LEFT JOIN products p ON p.sku = l.sku"},
+           {"left_join_non_equi",
+            "SELECT e.k, e.v, a.k AS ak FROM events e LEFT JOIN audit a ON e.k < a.k AND a.v = "
+            "'x'"},
        }},
       {"other_aggregates",
        {
-        {"min_max", "SELECT status, min(amount) AS lo, max(amount) AS hi, count(*) AS n FROM orders GROUP BY status"},
-        {"min_max_text_nullable_group", "SELECT region, min(name) AS first, max(tier) AS top FROM customers GROUP BY region"},
-        {"count_distinct", "SELECT status, count(DISTINCT cust_id) AS customers FROM orders GROUP BY status"},
-        {"bool_and_or",
-         "SELECT cust_id, bool_and(amount > 0) AS all_pos, bool_or(status = 'void') AS any_void FROM orders GROUP BY cust_id"},
-        {"having", "SELECT cust_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY cust_id HAVING count(*) > 2"},
-        {"having_scalar", "SELECT count(*) AS n FROM orders HAVING sum(amount) > 100"},
-        {"numeric_sum_avg", "SELECT sku, sum(price) AS total, avg(price) AS mean, sum(price * n) AS value FROM lines GROUP BY sku"},
-        {"string_agg_ordered",
-         "SELECT region, string_agg(name, ',' ORDER BY name) AS names, array_agg(id ORDER BY id) AS ids "
-         "FROM customers GROUP BY region"},
-        {"min_max_scalar", "SELECT min(amount) AS lo, max(amount) AS hi FROM orders WHERE status <> 'void'"},
-        {"aggregate_expression_over_aggregates",
-         "SELECT status, sum(amount) / NULLIF(count(*), 0) AS per, count(*) * 2 + 1 AS odd, max(qty) - min(qty) AS spread "
-         "FROM orders GROUP BY status"},
+           {"min_max",
+            "SELECT status, min(amount) AS lo, max(amount) AS hi, count(*) AS n FROM orders GROUP "
+            "BY status"},
+           {"min_max_text_nullable_group",
+            "SELECT region, min(name) AS first, max(tier) AS top FROM customers GROUP BY region"},
+           {"count_distinct",
+            "SELECT status, count(DISTINCT cust_id) AS customers FROM orders GROUP BY status"},
+           {"bool_and_or",
+            "SELECT cust_id, bool_and(amount > 0) AS all_pos, bool_or(status = 'void') AS any_void "
+            "FROM orders GROUP BY cust_id"},
+           {"having",
+            "SELECT cust_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY cust_id "
+            "HAVING count(*) > 2"},
+           {"having_scalar", "SELECT count(*) AS n FROM orders HAVING sum(amount) > 100"},
+           {"numeric_sum_avg",
+            "SELECT sku, sum(price) AS total, avg(price) AS mean, sum(price * n) AS value FROM "
+            "lines GROUP BY sku"},
+           {"string_agg_ordered",
+            "SELECT region, string_agg(name, ',' ORDER BY name) AS names, array_agg(id ORDER BY "
+            "id) AS ids "
+            "FROM customers GROUP BY region"},
+           {"min_max_scalar",
+            "SELECT min(amount) AS lo, max(amount) AS hi FROM orders WHERE status <> 'void'"},
+           {"aggregate_expression_over_aggregates",
+            "SELECT status, sum(amount) / NULLIF(count(*), 0) AS per, count(*) * 2 + 1 AS odd, "
+            "max(qty) - min(qty) AS spread "
+            "FROM orders GROUP BY status"},
        }},
       {"distinct_and_set_operations",
        {
-        {"distinct", "SELECT DISTINCT status, qty FROM orders"},
-        {"distinct_nullable", "SELECT DISTINCT k, v FROM events"},
-        {"distinct_join", "SELECT DISTINCT c.region, o.status FROM orders o JOIN customers c ON c.id = o.cust_id"},
-        {"union_all", "SELECT k, v FROM events UNION ALL SELECT k, v FROM audit"},
-        {"union_all_keyed", "SELECT id, name AS label FROM customers UNION ALL SELECT id, status FROM orders"},
-        {"union", "SELECT k, v FROM events UNION SELECT k, v FROM audit"},
-        {"intersect", "SELECT k, v FROM events INTERSECT SELECT k, v FROM audit"},
-        {"intersect_all", "SELECT k, v FROM events INTERSECT ALL SELECT k, v FROM audit"},
-        {"except", "SELECT k, v FROM events EXCEPT SELECT k, v FROM audit"},
-        {"except_all", "SELECT k, v FROM events EXCEPT ALL SELECT k, v FROM audit"},
-        {"union_of_aggregates",
-         "SELECT 'o' AS src, status AS label, count(*) AS n FROM orders GROUP BY status "
-         "UNION ALL SELECT 'c', region, count(*) FROM customers GROUP BY region"},
+           {"distinct", "SELECT DISTINCT status, qty FROM orders"},
+           {"distinct_nullable", "SELECT DISTINCT k, v FROM events"},
+           {"distinct_join",
+            "SELECT DISTINCT c.region, o.status FROM orders o JOIN customers c ON c.id = "
+            "o.cust_id"},
+           {"union_all", "SELECT k, v FROM events UNION ALL SELECT k, v FROM audit"},
+           {"union_all_keyed",
+            "SELECT id, name AS label FROM customers UNION ALL SELECT id, status FROM orders"},
+           {"union", "SELECT k, v FROM events UNION SELECT k, v FROM audit"},
+           {"intersect", "SELECT k, v FROM events INTERSECT SELECT k, v FROM audit"},
+           {"intersect_all", "SELECT k, v FROM events INTERSECT ALL SELECT k, v FROM audit"},
+           {"except", "SELECT k, v FROM events EXCEPT SELECT k, v FROM audit"},
+           {"except_all", "SELECT k, v FROM events EXCEPT ALL SELECT k, v FROM audit"},
+           {"union_of_aggregates",
+            "SELECT 'o' AS src, status AS label, count(*) AS n FROM orders GROUP BY status "
+            "UNION ALL SELECT 'c', region, count(*) FROM customers GROUP BY region"},
        }},
       {"subqueries_and_ctes",
        {
-        {"subquery_in_from",
-         "SELECT s.cust_id, s.total, c.name FROM (SELECT cust_id, sum(amount) AS total FROM orders GROUP BY cust_id) s "
-         "JOIN customers c ON c.id = s.cust_id"},
-        {"cte", "WITH paid AS (SELECT * FROM orders WHERE status = 'paid') SELECT cust_id, count(*) AS n FROM paid GROUP BY cust_id"},
-        {"cte_twice",
-         "WITH t AS (SELECT cust_id, amount FROM orders WHERE amount > 0) "
-         "SELECT a.cust_id, a.amount AS x, b.amount AS y FROM t a JOIN t b ON a.cust_id = b.cust_id AND a.amount < b.amount"},
-        {"nested_aggregate",
-         "SELECT n, count(*) AS customers FROM (SELECT cust_id, count(*) AS n FROM orders GROUP BY cust_id) s GROUP BY n"},
-        {"exists", "SELECT c.id, c.name FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.amount > 50)"},
-        {"not_exists", "SELECT c.id, c.name FROM customers c WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id)"},
-        {"in_subquery", "SELECT id, amount FROM orders WHERE cust_id IN (SELECT id FROM customers WHERE region = 'north')"},
-        {"not_in_subquery", "SELECT id, amount FROM orders WHERE cust_id NOT IN (SELECT id FROM customers WHERE tier = 1)"},
-        {"not_in_nullable", "SELECT k, v FROM events WHERE k NOT IN (SELECT k FROM audit WHERE v = 'x')"},
-        {"scalar_subquery_select", "SELECT id, amount, (SELECT max(amount) FROM orders) AS top FROM orders WHERE status = 'paid'"},
-        {"scalar_subquery_where", "SELECT id, amount FROM orders WHERE amount > (SELECT avg(amount) FROM orders)"},
-        {"exists_uncorrelated", "SELECT k, v FROM events WHERE EXISTS (SELECT 1 FROM audit WHERE v = 'z')"},
-        // --- nested non-linear operators ----------------------------------------------------
-        {"nested_intersect_join",
-         "SELECT x.k, count(*) AS n FROM (SELECT k FROM events INTERSECT SELECT k FROM audit) x "
-         "JOIN events e ON e.k = x.k GROUP BY x.k"},
-        {"nested_except_all", "SELECT s.k, s.v FROM (SELECT k, v FROM events EXCEPT ALL SELECT k, v FROM audit) s WHERE s.k > 2"},
-        {"nested_distinct_join",
-         "SELECT d.region, c.id FROM (SELECT DISTINCT region FROM customers WHERE tier = 2) d "
-         "JOIN customers c ON c.region = d.region"},
-        {"nested_left_join_in_aggregate",
-         "SELECT s.region, count(*) AS n, count(s.oid) AS with_orders FROM "
-         "(SELECT c.region, o.id AS oid FROM customers c LEFT JOIN orders o ON o.cust_id = c.id AND o.amount > 40) s "
-         "GROUP BY s.region"},
-        {"exists_same_table",
-         "SELECT o.id, o.cust_id FROM orders o WHERE EXISTS (SELECT 1 FROM orders o2 WHERE o2.cust_id = o.cust_id "
-         "AND o2.id <> o.id AND o2.status = 'paid')"},
-        {"union_then_aggregate",
-         "SELECT k, count(*) AS n, count(DISTINCT v) AS vs FROM (SELECT k, v FROM events UNION ALL SELECT k, v FROM audit) u "
-         "GROUP BY k"},
-        {"min_max_over_join_nested",
-         "SELECT c.region, max(t.total) AS best FROM customers c JOIN "
-         "(SELECT cust_id, sum(amount) AS total FROM orders GROUP BY cust_id) t ON t.cust_id = c.id GROUP BY c.region"},
-        {"not_exists_keyless", "SELECT l.order_id, l.sku FROM lines l WHERE NOT EXISTS (SELECT 1 FROM products p WHERE p.sku = l.sku)"},
-        {"scalar_subquery_in_join_filter",
-         "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id "
-         "WHERE o.amount >= (SELECT avg(amount) FROM orders WHERE status = 'paid')"},
+           {"subquery_in_from",
+            "SELECT s.cust_id, s.total, c.name FROM (SELECT cust_id, sum(amount) AS total FROM "
+            "orders GROUP BY cust_id) s "
+            "JOIN customers c ON c.id = s.cust_id"},
+           {"cte",
+            "WITH paid AS (SELECT * FROM orders WHERE status = 'paid') SELECT cust_id, count(*) AS "
+            "n FROM paid GROUP BY cust_id"},
+           {"cte_twice",
+            "WITH t AS (SELECT cust_id, amount FROM orders WHERE amount > 0) "
+            "SELECT a.cust_id, a.amount AS x, b.amount AS y FROM t a JOIN t b ON a.cust_id = "
+            "b.cust_id AND a.amount < b.amount"},
+           {"nested_aggregate",
+            "SELECT n, count(*) AS customers FROM (SELECT cust_id, count(*) AS n FROM orders GROUP "
+            "BY cust_id) s GROUP BY n"},
+           {"exists",
+            "SELECT c.id, c.name FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE "
+            "o.cust_id = c.id AND o.amount > 50)"},
+           {"not_exists",
+            "SELECT c.id, c.name FROM customers c WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE "
+            "o.cust_id = c.id)"},
+           {"in_subquery",
+            "SELECT id, amount FROM orders WHERE cust_id IN (SELECT id FROM customers WHERE region "
+            "= 'north')"},
+           {"not_in_subquery",
+            "SELECT id, amount FROM orders WHERE cust_id NOT IN (SELECT id FROM customers WHERE "
+            "tier = 1)"},
+           {"not_in_nullable",
+            "SELECT k, v FROM events WHERE k NOT IN (SELECT k FROM audit WHERE v = 'x')"},
+           {"scalar_subquery_select",
+            "SELECT id, amount, (SELECT max(amount) FROM orders) AS top FROM orders WHERE status = "
+            "'paid'"},
+           {"scalar_subquery_where",
+            "SELECT id, amount FROM orders WHERE amount > (SELECT avg(amount) FROM orders)"},
+           {"exists_uncorrelated",
+            "SELECT k, v FROM events WHERE EXISTS (SELECT 1 FROM audit WHERE v = 'z')"},
+           // --- nested non-linear operators ----------------------------------------------------
+           {"nested_intersect_join",
+            "SELECT x.k, count(*) AS n FROM (SELECT k FROM events INTERSECT SELECT k FROM audit) x "
+            "JOIN events e ON e.k = x.k GROUP BY x.k"},
+           {"nested_except_all",
+            "SELECT s.k, s.v FROM (SELECT k, v FROM events EXCEPT ALL SELECT k, v FROM audit) s "
+            "WHERE s.k > 2"},
+           {"nested_distinct_join",
+            "SELECT d.region, c.id FROM (SELECT DISTINCT region FROM customers WHERE tier = 2) d "
+            "JOIN customers c ON c.region = d.region"},
+           {"nested_left_join_in_aggregate",
+            "SELECT s.region, count(*) AS n, count(s.oid) AS with_orders FROM "
+            "(SELECT c.region, o.id AS oid FROM customers c LEFT JOIN orders o ON o.cust_id = c.id "
+            "AND o.amount > 40) s "
+            "GROUP BY s.region"},
+           {"exists_same_table",
+            "SELECT o.id, o.cust_id FROM orders o WHERE EXISTS (SELECT 1 FROM orders o2 WHERE "
+            "o2.cust_id = o.cust_id "
+            "AND o2.id <> o.id AND o2.status = 'paid')"},
+           {"union_then_aggregate",
+            "SELECT k, count(*) AS n, count(DISTINCT v) AS vs FROM (SELECT k, v FROM events UNION "
+            "ALL SELECT k, v FROM audit) u "
+            "GROUP BY k"},
+           {"min_max_over_join_nested",
+            "SELECT c.region, max(t.total) AS best FROM customers c JOIN "
+            "(SELECT cust_id, sum(amount) AS total FROM orders GROUP BY cust_id) t ON t.cust_id = "
+            "c.id GROUP BY c.region"},
+           {"not_exists_keyless",
+            "SELECT l.order_id, l.sku FROM lines l WHERE NOT EXISTS (SELECT 1 FROM products p "
+            "WHERE p.sku = l.sku)"},
+           {"scalar_subquery_in_join_filter",
+            "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id "
+            "WHERE o.amount >= (SELECT avg(amount) FROM orders WHERE status = 'paid')"},
        }},
       {"hostile_and_full_refresh_only",
        {
-        {"hostile_names",
-         "SELECT \"select\", \"a\"\"b\" AS \"From\", \"Group\" FROM \"Odd Schema\".\"we\"\"ird\" WHERE \"Group\" IS NOT NULL"},
-        {"hostile_aggregate",
-         "SELECT \"Group\", count(*) AS \"Count\", sum(\"select\") AS \"a\"\"b\" FROM \"Odd Schema\".\"we\"\"ird\" GROUP BY \"Group\""},
-        // --- combinations (TPC-H-like) ----------------------------------------------------
-        {"tpch_revenue_by_region_category",
-         "SELECT c.region, p.category, count(*) AS lines, sum(l.n) AS units, sum(l.price * l.n) AS revenue "
-         "FROM orders o JOIN customers c ON c.id = o.cust_id JOIN lines l ON l.order_id = o.id "
-         "JOIN products p ON p.sku = l.sku WHERE o.status <> 'void' GROUP BY c.region, p.category"},
-        {"tpch_top_customers_having",
-         "SELECT c.id, c.name, sum(o.amount) AS spent, count(DISTINCT o.status) AS statuses FROM customers c "
-         "JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name HAVING sum(o.amount) > 50"},
-        {"tpch_exists_aggregate",
-         "SELECT status, count(*) AS n, sum(qty) AS q FROM orders o "
-         "WHERE EXISTS (SELECT 1 FROM lines l WHERE l.order_id = o.id AND l.price > 2) GROUP BY status"},
-        {"tpch_not_exists_join",
-         "SELECT c.region, count(*) AS idle FROM customers c WHERE NOT EXISTS "
-         "(SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.status = 'paid') GROUP BY c.region"},
-        {"left_join_distinct", "SELECT DISTINCT c.region, o.status FROM customers c LEFT JOIN orders o ON o.cust_id = c.id"},
-        {"cte_aggregate_join_back",
-         "WITH totals AS (SELECT cust_id, sum(amount) AS total, count(*) AS n FROM orders GROUP BY cust_id) "
-         "SELECT o.id, o.amount, t.total, t.n FROM orders o JOIN totals t ON t.cust_id = o.cust_id"},
-        {"not_in_aggregate_subquery",
-         "SELECT id, name FROM customers WHERE id NOT IN (SELECT cust_id FROM orders GROUP BY cust_id HAVING count(*) > 3)"},
-        {"union_of_joins",
-         "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id WHERE o.amount > 50 "
-         "UNION SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id WHERE c.tier = 1"},
-        {"in_with_aggregate_outer",
-         "SELECT cust_id, max(amount) AS top, min(amount) AS bottom FROM orders "
-         "WHERE cust_id IN (SELECT id FROM customers WHERE tier IS NOT NULL) GROUP BY cust_id"},
-        {"full_join_aggregates",
-         "SELECT coalesce(a.k, b.k) AS k, a.n AS events, b.n AS audits FROM "
-         "(SELECT k, count(*) AS n FROM events GROUP BY k) a FULL JOIN (SELECT k, count(*) AS n FROM audit GROUP BY k) b "
-         "ON a.k = b.k"},
-        {"scalar_subquery_ratio",
-         "SELECT status, count(*) AS n, (SELECT count(*) FROM orders) AS all_orders FROM orders GROUP BY status"},
-        {"values_join", "SELECT o.id, v.label FROM orders o JOIN (VALUES ('paid', 'P'), ('new', 'N')) v(status, label) "
-                        "ON v.status = o.status"},
-        {"join_on_expression", "SELECT o.id, p.sku FROM orders o JOIN products p ON p.cost = o.qty * 2 AND p.category IS NOT NULL"},
-        {"window_full_only", "SELECT id, row_number() OVER (ORDER BY id) AS rn FROM orders", false},
-        {"limit_full_only", "SELECT id FROM orders ORDER BY amount DESC LIMIT 5", false},
-        {"volatile_full_only", "SELECT id, amount FROM orders WHERE now() > '2000-01-01'", false},
+           {"hostile_names",
+            "SELECT \"select\", \"a\"\"b\" AS \"From\", \"Group\" FROM \"Odd "
+            "Schema\".\"we\"\"ird\" WHERE \"Group\" IS NOT NULL"},
+           {"hostile_aggregate",
+            "SELECT \"Group\", count(*) AS \"Count\", sum(\"select\") AS \"a\"\"b\" FROM \"Odd "
+            "Schema\".\"we\"\"ird\" GROUP BY \"Group\""},
+           // --- combinations (TPC-H-like) ----------------------------------------------------
+           {"tpch_revenue_by_region_category",
+            "SELECT c.region, p.category, count(*) AS lines, sum(l.n) AS units, sum(l.price * l.n) "
+            "AS revenue "
+            "FROM orders o JOIN customers c ON c.id = o.cust_id JOIN lines l ON l.order_id = o.id "
+            "JOIN products p ON p.sku = l.sku WHERE o.status <> 'void' GROUP BY c.region, "
+            "p.category"},
+           {"tpch_top_customers_having",
+            "SELECT c.id, c.name, sum(o.amount) AS spent, count(DISTINCT o.status) AS statuses "
+            "FROM customers c "
+            "JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name HAVING sum(o.amount) > 50"},
+           {"tpch_exists_aggregate",
+            "SELECT status, count(*) AS n, sum(qty) AS q FROM orders o "
+            "WHERE EXISTS (SELECT 1 FROM lines l WHERE l.order_id = o.id AND l.price > 2) GROUP BY "
+            "status"},
+           {"tpch_not_exists_join",
+            "SELECT c.region, count(*) AS idle FROM customers c WHERE NOT EXISTS "
+            "(SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.status = 'paid') GROUP BY "
+            "c.region"},
+           {"left_join_distinct",
+            "SELECT DISTINCT c.region, o.status FROM customers c LEFT JOIN orders o ON o.cust_id = "
+            "c.id"},
+           {"cte_aggregate_join_back",
+            "WITH totals AS (SELECT cust_id, sum(amount) AS total, count(*) AS n FROM orders GROUP "
+            "BY cust_id) "
+            "SELECT o.id, o.amount, t.total, t.n FROM orders o JOIN totals t ON t.cust_id = "
+            "o.cust_id"},
+           {"not_in_aggregate_subquery",
+            "SELECT id, name FROM customers WHERE id NOT IN (SELECT cust_id FROM orders GROUP BY "
+            "cust_id HAVING count(*) > 3)"},
+           {"union_of_joins",
+            "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id WHERE o.amount "
+            "> 50 "
+            "UNION SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id WHERE "
+            "c.tier = 1"},
+           {"in_with_aggregate_outer",
+            "SELECT cust_id, max(amount) AS top, min(amount) AS bottom FROM orders "
+            "WHERE cust_id IN (SELECT id FROM customers WHERE tier IS NOT NULL) GROUP BY cust_id"},
+           {"full_join_aggregates",
+            "SELECT coalesce(a.k, b.k) AS k, a.n AS events, b.n AS audits FROM "
+            "(SELECT k, count(*) AS n FROM events GROUP BY k) a FULL JOIN (SELECT k, count(*) AS n "
+            "FROM audit GROUP BY k) b "
+            "ON a.k = b.k"},
+           {"scalar_subquery_ratio",
+            "SELECT status, count(*) AS n, (SELECT count(*) FROM orders) AS all_orders FROM orders "
+            "GROUP BY status"},
+           {"values_join",
+            "SELECT o.id, v.label FROM orders o JOIN (VALUES ('paid', 'P'), ('new', 'N')) "
+            "v(status, label) "
+            "ON v.status = o.status"},
+           {"join_on_expression",
+            "SELECT o.id, p.sku FROM orders o JOIN products p ON p.cost = o.qty * 2 AND p.category "
+            "IS NOT NULL"},
+           {"window_full_only", "SELECT id, row_number() OVER (ORDER BY id) AS rn FROM orders",
+            false},
+           {"limit_full_only", "SELECT id FROM orders ORDER BY amount DESC LIMIT 5", false},
+           {"volatile_full_only", "SELECT id, amount FROM orders WHERE now() > '2000-01-01'",
+            false},
        }},
   };
   return *groups;
@@ -250,7 +343,8 @@ TEST_P(OracleTest, StreamTableEqualsQueryAfterEveryBatch) {
     OracleOptions options;
     options.seed = std::getenv("TRICKLE_ORACLE_SEED") != nullptr ? BaseSeed() : BaseSeed() + index;
     ++index;
-    if (const char* only = std::getenv("TRICKLE_ORACLE_CASE"); only != nullptr && c.name != only) continue;
+    if (const char* only = std::getenv("TRICKLE_ORACLE_CASE"); only != nullptr && c.name != only)
+      continue;
     options.batches = Batches();
     options.verbose = std::getenv("TRICKLE_ORACLE_VERBOSE") != nullptr;
     OracleStats stats;
@@ -267,7 +361,9 @@ TEST_P(OracleTest, StreamTableEqualsQueryAfterEveryBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Matrix, OracleTest, ::testing::ValuesIn(Groups()),
-                         [](const ::testing::TestParamInfo<OracleGroup>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<OracleGroup>& info) {
+                           return info.param.name;
+                         });
 
 // At least 60 defining queries, as the engine's contract promises.
 TEST(OracleMatrixTest, CoversAtLeastSixtyQueries) {

@@ -5,9 +5,9 @@
 #include <vector>
 
 #include "delta/delta_engine.h"
-#include "tests/delta/test_facts.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/delta/test_facts.h"
 
 namespace trickle::delta {
 namespace {
@@ -18,7 +18,8 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-absl::StatusOr<DeltaPlan> Plan(const std::string& query, RefreshMode mode = RefreshMode::kDifferential) {
+absl::StatusOr<DeltaPlan> Plan(const std::string& query,
+                               RefreshMode mode = RefreshMode::kDifferential) {
   return BuildDeltaPlan({"st", "t", query, mode}, ShopFacts());
 }
 
@@ -73,7 +74,9 @@ TEST(PlanTest, KeylessSourceIsAMultisetWithOrdinals) {
   EXPECT_THAT(plan->explanation, HasSubstr("multiset"));
   // Both the unique identity index and the hash access path.
   ASSERT_EQ(plan->storage_ddl.size(), 3u);
-  EXPECT_THAT(plan->storage_ddl[1], HasSubstr("CREATE UNIQUE INDEX ON st.t USING btree (k, v, __pgt_dup) NULLS NOT DISTINCT"));
+  EXPECT_THAT(
+      plan->storage_ddl[1],
+      HasSubstr("CREATE UNIQUE INDEX ON st.t USING btree (k, v, __pgt_dup) NULLS NOT DISTINCT"));
   EXPECT_THAT(plan->storage_ddl[2], HasSubstr("(__pgt_row_id)"));
 }
 
@@ -85,12 +88,13 @@ TEST(PlanTest, InnerJoinIsBilinearAndKeyedByBothKeys) {
 }
 
 TEST(PlanTest, CountSumAvgOverIntegersAreAlgebraic) {
-  auto plan = Plan("SELECT status, count(*) AS n, sum(amount) AS s, avg(qty) AS a FROM orders GROUP BY status");
+  auto plan = Plan(
+      "SELECT status, count(*) AS n, sum(amount) AS s, avg(qty) AS a FROM orders GROUP BY status");
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_THAT(StrategyOf(plan->explain_tree, "Aggregate"), HasSubstr("algebraic"));
   EXPECT_THAT(plan->identity_columns, ElementsAre("status"));
-  EXPECT_THAT(Names(plan->columns, true),
-              ElementsAre("__pgt_count", "__pgt_a1", "__pgt_a2", "__pgt_n2", "__pgt_a3", "__pgt_n3"));
+  EXPECT_THAT(Names(plan->columns, true), ElementsAre("__pgt_count", "__pgt_a1", "__pgt_a2",
+                                                      "__pgt_n2", "__pgt_a3", "__pgt_n3"));
   // status is NOT NULL: matched by plain equality, no hash column.
   EXPECT_THAT(plan->merge_sql, HasSubstr("ON t.status = d.status"));
   EXPECT_THAT(plan->storage_ddl[0], HasSubstr("WITH (fillfactor=90)"));
@@ -100,19 +104,22 @@ TEST(PlanTest, NullableGroupKeyIsMatchedThroughRowHashThenExactly) {
   auto plan = Plan("SELECT cust_id, count(*) AS n FROM orders GROUP BY cust_id");
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_THAT(Names(plan->columns, true), ElementsAre("__pgt_count", "__pgt_a1", "__pgt_row_id"));
-  EXPECT_THAT(plan->merge_sql,
-              HasSubstr("ON t.__pgt_row_id = d.__pgt_row_id AND t.cust_id IS NOT DISTINCT FROM d.cust_id"));
-  EXPECT_THAT(plan->storage_ddl[1], HasSubstr("UNIQUE INDEX ON st.t USING btree (cust_id) NULLS NOT DISTINCT"));
+  EXPECT_THAT(
+      plan->merge_sql,
+      HasSubstr("ON t.__pgt_row_id = d.__pgt_row_id AND t.cust_id IS NOT DISTINCT FROM d.cust_id"));
+  EXPECT_THAT(plan->storage_ddl[1],
+              HasSubstr("UNIQUE INDEX ON st.t USING btree (cust_id) NULLS NOT DISTINCT"));
 }
 
 TEST(PlanTest, InexactSumsAndMinMaxAreRecomputedPerGroup) {
   // Floating-point and numeric sums, and MIN/MAX, are not maintained by
   // adding deltas: the touched groups are recomputed.
-  for (const char* q : {"SELECT status, sum(weight) AS w FROM orders GROUP BY status",
-                        "SELECT status, avg(price) AS p FROM orders GROUP BY status",
-                        "SELECT status, min(amount) AS lo FROM orders GROUP BY status",
-                        "SELECT status, count(DISTINCT cust_id) AS c FROM orders GROUP BY status",
-                        "SELECT status, count(*) AS n FROM orders GROUP BY status HAVING count(*) > 1"}) {
+  for (const char* q :
+       {"SELECT status, sum(weight) AS w FROM orders GROUP BY status",
+        "SELECT status, avg(price) AS p FROM orders GROUP BY status",
+        "SELECT status, min(amount) AS lo FROM orders GROUP BY status",
+        "SELECT status, count(DISTINCT cust_id) AS c FROM orders GROUP BY status",
+        "SELECT status, count(*) AS n FROM orders GROUP BY status HAVING count(*) > 1"}) {
     auto plan = Plan(q);
     ASSERT_TRUE(plan.ok()) << q << ": " << plan.status();
     EXPECT_THAT(StrategyOf(plan->explain_tree, "Aggregate"), HasSubstr("group recompute")) << q;
@@ -123,7 +130,8 @@ TEST(PlanTest, OuterSemiAntiAndSetOperationsUseAffectedKeys) {
   auto left = Plan("SELECT o.id, c.name FROM orders o LEFT JOIN customers c ON c.id = o.cust_id");
   ASSERT_TRUE(left.ok()) << left.status();
   EXPECT_THAT(StrategyOf(left->explain_tree, "LeftJoin"), HasSubstr("equi-join key"));
-  auto exists = Plan("SELECT id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id)");
+  auto exists = Plan(
+      "SELECT id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id)");
   ASSERT_TRUE(exists.ok()) << exists.status();
   EXPECT_THAT(StrategyOf(exists->explain_tree, "SemiJoin"), HasSubstr("equi-join key"));
   auto not_in = Plan("SELECT id FROM customers WHERE id NOT IN (SELECT cust_id FROM orders)");
@@ -147,7 +155,9 @@ TEST(PlanTest, ScalarSubqueryIsAOneRowCrossJoin) {
 }
 
 TEST(PlanTest, CtesAndSubqueriesAreInlined) {
-  auto plan = Plan("WITH p AS (SELECT * FROM orders WHERE status = 'paid') SELECT p.id FROM p JOIN p AS q ON q.id = p.id");
+  auto plan = Plan(
+      "WITH p AS (SELECT * FROM orders WHERE status = 'paid') SELECT p.id FROM p JOIN p AS q ON "
+      "q.id = p.id");
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_EQ(plan->sources.size(), 1u);
   EXPECT_EQ(plan->sources[0].name, "orders");
@@ -156,8 +166,9 @@ TEST(PlanTest, CtesAndSubqueriesAreInlined) {
 // --- names ---------------------------------------------------------------------------
 
 TEST(PlanTest, OutputNamesFollowPostgres) {
-  auto plan = Plan("SELECT count(*), amount + 1, amount::bigint, CASE WHEN qty > 1 THEN 'a' END, "
-                   "coalesce(cust_id, 0), 1::int FROM orders GROUP BY amount, qty, cust_id");
+  auto plan = Plan(
+      "SELECT count(*), amount + 1, amount::bigint, CASE WHEN qty > 1 THEN 'a' END, "
+      "coalesce(cust_id, 0), 1::int FROM orders GROUP BY amount, qty, cust_id");
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_THAT(Names(plan->columns, false),
               ElementsAre("count", "?column?", "amount", "case", "coalesce", "int4"));
@@ -181,20 +192,23 @@ struct UnsupportedCase {
 
 TEST(PlanTest, UnsupportedConstructsAreNamedWithTheirPosition) {
   const std::vector<UnsupportedCase> cases = {
-      {"SELECT id, row_number() OVER (ORDER BY id) FROM orders", "window function row_number()", 12},
+      {"SELECT id, row_number() OVER (ORDER BY id) FROM orders", "window function row_number()",
+       12},
       {"SELECT id FROM orders ORDER BY id LIMIT 5", "ORDER BY ... LIMIT / OFFSET (top-k)", 41},
       {"SELECT id FROM orders WHERE random() > 0.5", "volatile or stable function random()", 29},
       {"SELECT id, now() FROM orders", "volatile or stable function now()", 12},
       {"SELECT id, CURRENT_DATE FROM orders", "stable SQL value function", 12},
       {"SELECT generate_series(1, id) FROM orders", "set-returning function generate_series()", 8},
-      {"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM r",
+      {"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM "
+       "r",
        "recursive WITH", 1},
       {"SELECT o.id FROM orders o, LATERAL (SELECT * FROM customers c WHERE c.id = o.cust_id) x",
        "LATERAL subquery", 0},
       {"SELECT id, (SELECT max(amount) FROM orders o2 WHERE o2.cust_id = o.cust_id) FROM orders o",
        "correlated scalar subquery", 12},
       {"SELECT DISTINCT ON (status) status, id FROM orders", "DISTINCT ON", 21},
-      {"SELECT c.id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id AND "
+      {"SELECT c.id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id "
+       "AND "
        "EXISTS (SELECT 1 FROM events e WHERE e.k = c.tier))",
        "reference to an outer query from a nested subquery", 94},
   };
@@ -205,7 +219,8 @@ TEST(PlanTest, UnsupportedConstructsAreNamedWithTheirPosition) {
     EXPECT_THAT(plan.status().message(), HasSubstr(c.construct)) << c.query;
     EXPECT_THAT(plan.status().message(), HasSubstr("use refresh mode FULL or AUTO")) << c.query;
     if (c.position > 0) {
-      EXPECT_THAT(plan.status().message(), HasSubstr("at position " + std::to_string(c.position))) << c.query;
+      EXPECT_THAT(plan.status().message(), HasSubstr("at position " + std::to_string(c.position)))
+          << c.query;
     }
     // AUTO and FULL accept it, maintained by full refresh, with the reason.
     for (RefreshMode mode : {RefreshMode::kAuto, RefreshMode::kFull}) {
@@ -223,12 +238,16 @@ TEST(PlanTest, UnsupportedConstructsAreNamedWithTheirPosition) {
 
 TEST(PlanTest, TypesWithoutEqualityAreRefusedWhereEqualityIsNeeded) {
   CatalogFacts f = ShopFacts();
-  f.relations.push_back({"src", "docs", 1005, {{"id", "integer", true}, {"body", "json", false}}, {"id"}});
-  f.relations.push_back({"src", "loose", 1006, {{"n", "integer", false}, {"body", "json", false}}, {}});
-  auto out = BuildDeltaPlan({"st", "t", "SELECT id, body FROM docs", RefreshMode::kDifferential}, f);
+  f.relations.push_back(
+      {"src", "docs", 1005, {{"id", "integer", true}, {"body", "json", false}}, {"id"}});
+  f.relations.push_back(
+      {"src", "loose", 1006, {{"n", "integer", false}, {"body", "json", false}}, {}});
+  auto out =
+      BuildDeltaPlan({"st", "t", "SELECT id, body FROM docs", RefreshMode::kDifferential}, f);
   ASSERT_FALSE(out.ok());
   EXPECT_THAT(out.status().message(), HasSubstr("output column \"body\" of type json"));
-  auto ok = BuildDeltaPlan({"st", "t", "SELECT id, body::text AS b FROM docs", RefreshMode::kDifferential}, f);
+  auto ok = BuildDeltaPlan(
+      {"st", "t", "SELECT id, body::text AS b FROM docs", RefreshMode::kDifferential}, f);
   EXPECT_TRUE(ok.ok()) << ok.status();
   auto keyless = BuildDeltaPlan({"st", "t", "SELECT n FROM loose", RefreshMode::kDifferential}, f);
   ASSERT_FALSE(keyless.ok());
@@ -246,8 +265,10 @@ TEST(PlanTest, InvalidQueriesAreErrors) {
   for (const auto& c : std::vector<Case>{
            {"SELECT * FROM nowhere", "relation \"nowhere\" is not in the catalog facts"},
            {"SELECT nope FROM orders", "column \"nope\" does not exist"},
-           {"SELECT id FROM orders o JOIN customers c ON c.id = o.cust_id", "column reference \"id\" is ambiguous"},
-           {"SELECT o.id, c.id FROM orders o JOIN customers c ON c.id = o.cust_id", "appears more than once"},
+           {"SELECT id FROM orders o JOIN customers c ON c.id = o.cust_id",
+            "column reference \"id\" is ambiguous"},
+           {"SELECT o.id, c.id FROM orders o JOIN customers c ON c.id = o.cust_id",
+            "appears more than once"},
            {"SELECT 1; SELECT 2", "exactly one SELECT"},
            {"DELETE FROM orders", "exactly one SELECT"},
            {"SELEC 1", "syntax error"},
@@ -264,7 +285,8 @@ TEST(PlanTest, UnfaithfulDeparseIsRefusedNotGuessed) {
   // libpg_query 15-4.0.0 prints a IS DISTINCT FROM (b IS DISTINCT FROM c)
   // without the parentheses, which does not parse: the engine refuses
   // differential maintenance rather than emitting SQL it cannot verify.
-  const std::string q = "SELECT id FROM orders WHERE (amount IS DISTINCT FROM (qty IS DISTINCT FROM 1)::int) IS TRUE";
+  const std::string q =
+      "SELECT id FROM orders WHERE (amount IS DISTINCT FROM (qty IS DISTINCT FROM 1)::int) IS TRUE";
   auto diff = Plan(q, RefreshMode::kDifferential);
   ASSERT_FALSE(diff.ok());
   EXPECT_THAT(diff.status().message(), HasSubstr("cannot deparse faithfully"));
@@ -279,8 +301,9 @@ TEST(PlanTest, UnfaithfulDeparseIsRefusedNotGuessed) {
 
 TEST(PlanTest, HostileIdentifiersAreQuotedEverywhere) {
   StreamTableSpec spec{"My Schema", "St\"Table", "", RefreshMode::kDifferential};
-  spec.query = "SELECT \"select\", \"a\"\"b\" AS \"From\", \"Group\", \"MixedCase\" "
-               "FROM \"Odd Schema\".\"we\"\"ird\" WHERE \"Group\" > 1";
+  spec.query =
+      "SELECT \"select\", \"a\"\"b\" AS \"From\", \"Group\", \"MixedCase\" "
+      "FROM \"Odd Schema\".\"we\"\"ird\" WHERE \"Group\" > 1";
   auto plan = BuildDeltaPlan(spec, ShopFacts());
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_THAT(plan->storage_ddl[0], HasSubstr("CREATE TABLE \"My Schema\".\"St\"\"Table\""));
@@ -317,21 +340,25 @@ TEST(PlanTest, HostileIdentifiersAreQuotedEverywhere) {
 TEST(PlanTest, DeltaTableNamesComeFromTheCaller) {
   PlanOptions options;
   options.delta_tables = {{"src.orders", "pg_temp.d \"1\""}};
-  auto plan = BuildDeltaPlan({"st", "t", "SELECT orders.id FROM orders JOIN customers c ON c.id = orders.cust_id", RefreshMode::kAuto},
-                             ShopFacts(), options);
+  auto plan = BuildDeltaPlan(
+      {"st", "t", "SELECT orders.id FROM orders JOIN customers c ON c.id = orders.cust_id",
+       RefreshMode::kAuto},
+      ShopFacts(), options);
   ASSERT_TRUE(plan.ok()) << plan.status();
   ASSERT_EQ(plan->sources.size(), 2u);
   EXPECT_EQ(plan->sources[0].delta_table, "pg_temp.d \"1\"");
   EXPECT_EQ(plan->sources[1].delta_table, "__trickle_delta_1002");
   EXPECT_THAT(plan->merge_sql, HasSubstr("FROM pg_temp.\"d \"\"1\"\"\" d"));
   EXPECT_EQ(plan->sources[0].delta_table_ddl,
-            "CREATE TEMPORARY TABLE pg_temp.\"d \"\"1\"\"\" (__op \"char\" NOT NULL, id int, cust_id int, amount int, "
+            "CREATE TEMPORARY TABLE pg_temp.\"d \"\"1\"\"\" (__op \"char\" NOT NULL, id int, "
+            "cust_id int, amount int, "
             "status text, qty int, price numeric(8, 2), weight double precision) ON COMMIT DROP");
 }
 
 TEST(PlanTest, ListQueryReferencesSkipsCtes) {
   auto refs = ListQueryReferences(
-      "WITH x AS (SELECT * FROM src.orders) SELECT * FROM x JOIN customers ON true WHERE lower(name) <> ''");
+      "WITH x AS (SELECT * FROM src.orders) SELECT * FROM x JOIN customers ON true WHERE "
+      "lower(name) <> ''");
   ASSERT_TRUE(refs.ok()) << refs.status();
   std::vector<std::string> names;
   for (const auto& r : refs->relations) names.push_back(r.schema + "." + r.name);
