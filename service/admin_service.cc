@@ -337,6 +337,10 @@ absl::StatusOr<std::vector<v1::StreamTable>> AdminService::ReadStreamTables(PgCo
       cost->set_intercept_ms(OptionalDouble(r, i, 30).value_or(0));
       cost->set_fitted(samples >= scheduler::CostModel::kMinSamples);
     }
+    if (auto ms = OptionalDouble(r, i, 31); ms && *ms > 0) {
+      SetDuration(absl::Milliseconds(*ms), st.mutable_effective_interval());
+    }
+    if (auto t = OptionalDouble(r, i, 32)) SetTimestamp(*t, st.mutable_next_retry_at());
     out.push_back(std::move(st));
   }
   return out;

@@ -362,7 +362,11 @@ void PrintStreamTable(const v1::StreamTable& st) {
   if (st.requested_mode() != st.effective_mode()) absl::StrAppend(&mode, " (requested ", Mode(st.requested_mode()), ")");
   if (!st.full_refresh_reason().empty()) absl::StrAppend(&mode, "; full refresh because ", st.full_refresh_reason());
   PrintField("mode", mode);
-  PrintField("schedule", st.schedule().empty() ? "on change" : st.schedule());
+  std::string schedule = st.schedule().empty() ? "on change" : st.schedule();
+  if (st.has_effective_interval()) {
+    absl::StrAppend(&schedule, " (falling behind: every ", FormatDuration(st.effective_interval()), ")");
+  }
+  PrintField("schedule", schedule);
   PrintField("staleness", st.has_staleness() ? FormatDuration(st.staleness()) : "-");
   PrintField("last refresh", st.has_last_refresh_time()
                                  ? absl::StrCat(FormatTime(st.last_refresh_time()), " (",
@@ -401,6 +405,7 @@ void PrintStreamTable(const v1::StreamTable& st) {
   }
   PrintField("sla", sla);
   PrintField("last error", st.last_error().empty() ? "-" : st.last_error());
+  if (st.has_next_retry_at()) PrintField("next retry", FormatTime(st.next_retry_at()));
   std::printf("query:\n");
   for (absl::string_view line : absl::StrSplit(st.query(), '\n')) {
     std::printf("  %s\n", std::string(line).c_str());

@@ -18,7 +18,9 @@ SELECT st.id, st.schema_name, st.table_name, st.query, st.requested_mode, st.eff
          ORDER BY h.id DESC LIMIT 1),
        j ->> 'fuse_state', j ->> 'fuse_reason', j ->> 'fuse_max_rows', j ->> 'fuse_max_multiple',
        j ->> 'sla_ms', j ->> 'tier',
-       j ->> 'cost_samples', j ->> 'cost_slope_ms_per_row', j ->> 'cost_intercept_ms'
+       j ->> 'cost_samples', j ->> 'cost_slope_ms_per_row', j ->> 'cost_intercept_ms',
+       j ->> 'effective_interval_ms',
+       extract(epoch FROM (j ->> 'next_retry_at')::timestamptz)::float8
 FROM pgtrickle.stream_tables st
 JOIN pgtrickle.pg_stat_stream_tables v
   ON v.schema_name = st.schema_name AND v.table_name = st.table_name
