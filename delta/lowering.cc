@@ -1176,6 +1176,7 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerExistsInner(const pg_query::Se
       if (n->has_func_call() && IsAggregate(n->func_call())) agg = true;
       return true;
     });
+    if (v.has_sub_link()) agg = false;  // only the subquery's own aggregates were seen
     if (v.has_func_call() && IsAggregate(v.func_call())) agg = true;
     if (agg) return Unsupported("aggregate in an EXISTS subquery's select list", -1);
   }
@@ -1784,8 +1785,10 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerSelect(const pg_query::SelectS
       if (x->has_func_call() && IsAggregate(x->func_call())) aggregate = true;
       return true;
     };
-    (void)check(&copy);
-    (void)WalkNodes(&copy, check);
+    // A subquery's own aggregates (even at the root) do not make this
+    // block an aggregate.
+    auto descend = check(&copy);
+    if (descend.ok() && *descend) (void)WalkNodes(&copy, check);
   }
   std::unique_ptr<Op> op;
   if (aggregate) {

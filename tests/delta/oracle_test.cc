@@ -110,7 +110,14 @@ const std::vector<OracleGroup>& Groups() {
            {"left_join_extra_condition",
             "SELECT c.id, c.name, o.id AS oid FROM customers c LEFT JOIN orders o ON o.cust_id = "
             "c.id AND o.status = 'paid'"},
-           {"left_join_keyless",
+           {"left_join_multi_key_nullable",
+         "SELECT e.k, e.v, a.k AS ak FROM events e LEFT JOIN audit a ON a.k = e.k AND a.v = e.v"},
+        {"full_join_multi_key_keyless",
+         "SELECT e.k, e.v, a.k AS ak, a.v AS av FROM events e FULL JOIN audit a ON a.k = e.k AND a.v = e.v"},
+        {"right_join_then_inner",
+         "SELECT c.id, o.id AS oid, l.sku FROM orders o RIGHT JOIN customers c ON c.id = o.cust_id "
+         "JOIN lines l ON l.order_id = o.id"},
+        {"left_join_keyless",
             "SELECT l.sku, l.n, p.category FROM lines l LEFT JOIN products p ON p.sku = l.sku"},
            {"left_join_aggregate",
             "SELECT c.id, c.name, count(o.id) AS orders, sum(o.amount) AS total FROM customers c "
@@ -207,7 +214,16 @@ const std::vector<OracleGroup>& Groups() {
             "'paid'"},
            {"scalar_subquery_where",
             "SELECT id, amount FROM orders WHERE amount > (SELECT avg(amount) FROM orders)"},
-           {"exists_uncorrelated",
+           {"row_in_subquery", "SELECT k, v FROM events WHERE (k, v) IN (SELECT k, v FROM audit)"},
+        {"not_in_subquery_with_nulls", "SELECT k, v FROM events WHERE k NOT IN (SELECT k FROM audit)"},
+        {"scalar_subquery_in_having",
+         "SELECT status, count(*) AS n FROM orders GROUP BY status "
+         "HAVING count(*) > (SELECT count(*) / 8 FROM orders)"},
+        {"distinct_over_aggregate", "SELECT DISTINCT count(*) AS n FROM orders GROUP BY cust_id"},
+        {"scalar_subquery_keyless_duplicates",
+         "SELECT k, v, (SELECT max(k) FROM audit) AS top FROM events"},
+        {"scalar_subquery_where_keyless", "SELECT k, v FROM events WHERE k > (SELECT min(k) FROM audit)"},
+        {"exists_uncorrelated",
             "SELECT k, v FROM events WHERE EXISTS (SELECT 1 FROM audit WHERE v = 'z')"},
            // --- nested non-linear operators ----------------------------------------------------
            {"nested_intersect_join",

@@ -152,6 +152,14 @@ TEST(PlanTest, ScalarSubqueryIsAOneRowCrossJoin) {
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_THAT(plan->explanation, HasSubstr("ScalarSubquery"));
   EXPECT_THAT(plan->identity_columns, ElementsAre("id"));
+  // The subquery's aggregate does not make the outer query an aggregate
+  // (which would merge duplicate rows of a keyless table).
+  EXPECT_EQ(plan->explain_tree.children[0].op, "InnerJoin");
+  EXPECT_EQ(plan->explain_tree.children[0].children[0].op, "Scan");
+  auto keyless = Plan("SELECT k, (SELECT max(k) FROM events) AS top FROM events");
+  ASSERT_TRUE(keyless.ok()) << keyless.status();
+  EXPECT_THAT(keyless->explanation, Not(HasSubstr("Aggregate GROUP BY")));
+  EXPECT_THAT(keyless->identity_columns, ElementsAre("k", "top", "__pgt_dup"));
 }
 
 TEST(PlanTest, CtesAndSubqueriesAreInlined) {
