@@ -351,6 +351,100 @@ int Location(const Node& n) {
   return inner->GetReflection()->GetInt32(*inner, loc);
 }
 
+// Equality conjuncts of a join condition between its sides: the partition
+// keys of the affected-key strategies.
+void ExtractEqui(Op* op) {
+  op->equi.clear();
+  if (op->join == JoinKind::kNotIn) return;
+  std::vector<const Node*> conjuncts;
+  const Node& condition = op->condition;
+  if (condition.has_bool_expr() && condition.bool_expr().boolop() == pg_query::AND_EXPR) {
+    for (const auto& a : condition.bool_expr().args()) conjuncts.push_back(&a);
+  } else {
+    conjuncts.push_back(&condition);
+  }
+  auto sides = [](const Node& e) {
+    int mask = 0;
+    auto visit = [&](Node* n) -> absl::StatusOr<bool> {
+      if (n->has_column_ref() && n->column_ref().fields_size() == 2 &&
+          n->column_ref().fields(0).has_string()) {
+        const std::string& q = n->column_ref().fields(0).string().sval();
+        if (q == "l") mask |= 1;
+        if (q == "r") mask |= 2;
+      }
+      if (n->has_sub_link()) mask |= 4;
+      return true;
+    };
+    Node copy = e;
+    (void)visit(&copy);
+    (void)WalkNodes(&copy, visit);
+    return mask;
+  };
+  for (const Node* c : conjuncts) {
+    if (!c->has_a_expr() || c->a_expr().kind() != pg_query::AEXPR_OP ||
+        c->a_expr().name_size() != 1 || c->a_expr().name(0).string().sval() != "=" ||
+        !c->a_expr().has_lexpr()) {
+      continue;
+    }
+    int lm = sides(c->a_expr().lexpr());
+    int rm = sides(c->a_expr().rexpr());
+    if (lm == 1 && rm == 2) {
+      op->equi.emplace_back(c->a_expr().lexpr(), c->a_expr().rexpr());
+    } else if (lm == 2 && rm == 1) {
+      op->equi.emplace_back(c->a_expr().rexpr(), c->a_expr().lexpr());
+    }
+  }
+}
+
+// Positions k of the `i.c<k>` references in `expr`.
+std::set<int> RefPositions(const Node& expr) {
+  std::set<int> out;
+  auto visit = [&](Node* n) -> absl::StatusOr<bool> {
+    int pos;
+    if (IsPlainRef(*n, "i", &pos)) out.insert(pos);
+    return true;
+  };
+  Node copy = expr;
+  (void)visit(&copy);
+  (void)WalkNodes(&copy, visit);
+  return out;
+}
+
+// Moves a WHERE conjunct (over the FROM output, as i.c<k>) into the
+// condition of the lowest inner join on the FROM tree's left spine whose two
+// sides it compares: `FROM a, b WHERE a.x = b.y` becomes a join on a.x = b.y,
+// so its delta is driven by the key instead of a cross product. Returns
+// false (the conjunct stays in the Filter) when no such join exists.
+bool AttachToJoin(Op* op, const Node& conjunct) {
+  std::set<int> refs = RefPositions(conjunct);
+  if (refs.empty()) return false;
+  while (op->kind == OpKind::kJoin && op->join == JoinKind::kInner) {
+    const int nl = op->inputs[0]->columns.size();
+    if (*refs.rbegin() < nl) {
+      op = op->inputs[0].get();
+      continue;
+    }
+    if (*refs.begin() >= nl) return false;
+    Node cond = conjunct;
+    auto visit = [&](Node* n) -> absl::StatusOr<bool> {
+      int pos;
+      if (IsPlainRef(*n, "i", &pos)) {
+        *n = pos < nl ? sqlb::Col("l", ColName(pos)) : sqlb::Col("r", ColName(pos - nl));
+        return false;
+      }
+      return true;
+    };
+    auto root = visit(&cond);
+    if (root.ok() && *root) (void)WalkNodes(&cond, visit);
+    const bool trivial = op->condition.has_a_const() && op->condition.a_const().has_boolval() &&
+                         op->condition.a_const().boolval().boolval();
+    op->condition = trivial ? cond : sqlb::And({op->condition, cond});
+    ExtractEqui(op);
+    return true;
+  }
+  return false;
+}
+
 // ---------------------------------------------------------------------------
 
 class Lowerer {
@@ -540,50 +634,8 @@ std::unique_ptr<Op> Lowerer::MakeJoin(JoinKind kind, std::unique_ptr<Op> left,
       op->key = key;
     }
   }
-  // Equality conjuncts between the sides: the partition keys of the
-  // affected-key strategies.
-  if (kind != JoinKind::kNotIn) {
-    std::vector<const Node*> conjuncts;
-    if (condition.has_bool_expr() && condition.bool_expr().boolop() == pg_query::AND_EXPR) {
-      for (const auto& a : condition.bool_expr().args()) conjuncts.push_back(&a);
-    } else {
-      conjuncts.push_back(&condition);
-    }
-    for (const Node* c : conjuncts) {
-      if (!c->has_a_expr() || c->a_expr().kind() != pg_query::AEXPR_OP ||
-          c->a_expr().name_size() != 1 || c->a_expr().name(0).string().sval() != "=" ||
-          !c->a_expr().has_lexpr()) {
-        continue;
-      }
-      auto sides = [](const Node& e) {
-        int mask = 0;
-        Node copy = e;
-        (void)WalkNodes(&copy, [&](Node* n) -> absl::StatusOr<bool> {
-          if (n->has_column_ref() && n->column_ref().fields_size() == 2) {
-            const std::string& q = n->column_ref().fields(0).string().sval();
-            if (q == "l") mask |= 1;
-            if (q == "r") mask |= 2;
-          }
-          if (n->has_sub_link()) mask |= 4;
-          return true;
-        });
-        if (e.has_column_ref() && e.column_ref().fields_size() == 2) {
-          const std::string& q = e.column_ref().fields(0).string().sval();
-          if (q == "l") mask |= 1;
-          if (q == "r") mask |= 2;
-        }
-        return mask;
-      };
-      int lm = sides(c->a_expr().lexpr());
-      int rm = sides(c->a_expr().rexpr());
-      if (lm == 1 && rm == 2) {
-        op->equi.emplace_back(c->a_expr().lexpr(), c->a_expr().rexpr());
-      } else if (lm == 2 && rm == 1) {
-        op->equi.emplace_back(c->a_expr().rexpr(), c->a_expr().lexpr());
-      }
-    }
-  }
   op->condition = std::move(condition);
+  ExtractEqui(op.get());
   op->inputs.push_back(std::move(left));
   op->inputs.push_back(std::move(right));
   return op;
@@ -1299,13 +1351,27 @@ absl::StatusOr<bool> Lowerer::LowerSublinkConjunct(const Node& conjunct, FromRes
 absl::Status Lowerer::LowerWhere(const Node& where, FromResult* from, const CteEnv* env) {
   std::vector<Node> conjuncts;
   SplitConjuncts(where, &conjuncts);
-  std::vector<Node> rest;
+  std::vector<Node> bound;  // over the FROM output: stays valid as joins are added above
+  std::vector<Node> with_subqueries;
+  // Plain conjuncts first, while the FROM tree is still only joins: those
+  // comparing two sides of an inner join become its condition.
   for (const auto& c : conjuncts) {
-    TRICKLE_ASSIGN_OR_RETURN(bool handled, LowerSublinkConjunct(c, from, env));
-    if (!handled) rest.push_back(c);
+    bool has_sublink = c.has_sub_link();
+    Node copy = c;
+    (void)WalkNodes(&copy, [&](Node* n) -> absl::StatusOr<bool> {
+      has_sublink |= n->has_sub_link();
+      return !has_sublink;
+    });
+    if (has_sublink) {
+      with_subqueries.push_back(c);
+      continue;
+    }
+    TRICKLE_ASSIGN_OR_RETURN(Node b, Bind(c, from->scope, RefI));
+    if (!AttachToJoin(from->op.get(), b)) bound.push_back(std::move(b));
   }
-  std::vector<Node> bound;
-  for (const auto& c : rest) {
+  for (const auto& c : with_subqueries) {
+    TRICKLE_ASSIGN_OR_RETURN(bool handled, LowerSublinkConjunct(c, from, env));
+    if (handled) continue;
     TRICKLE_ASSIGN_OR_RETURN(Node e, ExtractScalars(c, &from->op, env));
     TRICKLE_ASSIGN_OR_RETURN(Node b, Bind(e, from->scope, RefI));
     bound.push_back(std::move(b));

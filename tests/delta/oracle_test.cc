@@ -8,6 +8,8 @@
 //   TRICKLE_ORACLE_BATCHES  change batches per query (default 25)
 //   TRICKLE_ORACLE_VERBOSE  log every statement
 //   TRICKLE_ORACLE_CASE     run only the case with this name
+//   TRICKLE_ORACLE_EXPLAIN  print each case's plan explanation
+#include <cstdio>
 #include <cstdlib>
 #include <ostream>
 #include <string>
@@ -274,7 +276,11 @@ const std::vector<OracleGroup>& Groups() {
             "FROM orders o JOIN customers c ON c.id = o.cust_id JOIN lines l ON l.order_id = o.id "
             "JOIN products p ON p.sku = l.sku WHERE o.status <> 'void' GROUP BY c.region, "
             "p.category"},
-           {"tpch_top_customers_having",
+           {"tpch_comma_joins",
+         "SELECT c.region, p.category, sum(l.n) AS units, count(*) AS n FROM customers c, orders o, lines l, "
+         "products p WHERE o.cust_id = c.id AND l.order_id = o.id AND p.sku = l.sku AND o.status <> 'void' "
+         "GROUP BY c.region, p.category"},
+        {"tpch_top_customers_having",
             "SELECT c.id, c.name, sum(o.amount) AS spent, count(DISTINCT o.status) AS statuses "
             "FROM customers c "
             "JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name HAVING sum(o.amount) > 50"},
@@ -368,6 +374,9 @@ TEST_P(OracleTest, StreamTableEqualsQueryAfterEveryBatch) {
     if (!s.ok()) {
       ADD_FAILURE() << s.message();
       continue;
+    }
+    if (std::getenv("TRICKLE_ORACLE_EXPLAIN") != nullptr) {
+      std::printf("== %s: %s\n%s\n", c.name.c_str(), c.query.c_str(), stats.explanation.c_str());
     }
     EXPECT_EQ(stats.batches, options.batches) << c.name;
     if (c.expect_differential) {
