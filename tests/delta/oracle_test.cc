@@ -113,13 +113,16 @@ const std::vector<OracleGroup>& Groups() {
             "SELECT c.id, c.name, o.id AS oid FROM customers c LEFT JOIN orders o ON o.cust_id = "
             "c.id AND o.status = 'paid'"},
            {"left_join_multi_key_nullable",
-         "SELECT e.k, e.v, a.k AS ak FROM events e LEFT JOIN audit a ON a.k = e.k AND a.v = e.v"},
-        {"full_join_multi_key_keyless",
-         "SELECT e.k, e.v, a.k AS ak, a.v AS av FROM events e FULL JOIN audit a ON a.k = e.k AND a.v = e.v"},
-        {"right_join_then_inner",
-         "SELECT c.id, o.id AS oid, l.sku FROM orders o RIGHT JOIN customers c ON c.id = o.cust_id "
-         "JOIN lines l ON l.order_id = o.id"},
-        {"left_join_keyless",
+            "SELECT e.k, e.v, a.k AS ak FROM events e LEFT JOIN audit a ON a.k = e.k AND a.v = "
+            "e.v"},
+           {"full_join_multi_key_keyless",
+            "SELECT e.k, e.v, a.k AS ak, a.v AS av FROM events e FULL JOIN audit a ON a.k = e.k "
+            "AND a.v = e.v"},
+           {"right_join_then_inner",
+            "SELECT c.id, o.id AS oid, l.sku FROM orders o RIGHT JOIN customers c ON c.id = "
+            "o.cust_id "
+            "JOIN lines l ON l.order_id = o.id"},
+           {"left_join_keyless",
             "SELECT l.sku, l.n, p.category FROM lines l LEFT JOIN products p ON p.sku = l.sku"},
            {"left_join_aggregate",
             "SELECT c.id, c.name, count(o.id) AS orders, sum(o.amount) AS total FROM customers c "
@@ -217,17 +220,22 @@ const std::vector<OracleGroup>& Groups() {
            {"scalar_subquery_where",
             "SELECT id, amount FROM orders WHERE amount > (SELECT avg(amount) FROM orders)"},
            {"row_in_subquery", "SELECT k, v FROM events WHERE (k, v) IN (SELECT k, v FROM audit)"},
-        {"not_in_subquery_with_nulls", "SELECT k, v FROM events WHERE k NOT IN (SELECT k FROM audit)"},
-        {"scalar_subquery_in_having",
-         "SELECT status, count(*) AS n FROM orders GROUP BY status "
-         "HAVING count(*) > (SELECT count(*) / 8 FROM orders)"},
-        {"distinct_over_aggregate", "SELECT DISTINCT count(*) AS n FROM orders GROUP BY cust_id"},
-        {"scalar_subquery_keyless_duplicates",
-         "SELECT k, v, (SELECT max(k) FROM audit) AS top FROM events"},
-        {"scalar_subquery_where_keyless", "SELECT k, v FROM events WHERE k > (SELECT min(k) FROM audit)"},
-        {"exists_uncorrelated",
+           {"not_in_subquery_with_nulls",
+            "SELECT k, v FROM events WHERE k NOT IN (SELECT k FROM audit)"},
+           {"scalar_subquery_in_having",
+            "SELECT status, count(*) AS n FROM orders GROUP BY status "
+            "HAVING count(*) > (SELECT count(*) / 8 FROM orders)"},
+           {"distinct_over_aggregate",
+            "SELECT DISTINCT count(*) AS n FROM orders GROUP BY cust_id"},
+           {"scalar_subquery_keyless_duplicates",
+            "SELECT k, v, (SELECT max(k) FROM audit) AS top FROM events"},
+           {"scalar_subquery_where_keyless",
+            "SELECT k, v FROM events WHERE k > (SELECT min(k) FROM audit)"},
+           {"exists_uncorrelated",
             "SELECT k, v FROM events WHERE EXISTS (SELECT 1 FROM audit WHERE v = 'z')"},
-           // --- nested non-linear operators ----------------------------------------------------
+       }},
+      {"nested_operators",
+       {
            {"nested_intersect_join",
             "SELECT x.k, count(*) AS n FROM (SELECT k FROM events INTERSECT SELECT k FROM audit) x "
             "JOIN events e ON e.k = x.k GROUP BY x.k"},
@@ -261,7 +269,7 @@ const std::vector<OracleGroup>& Groups() {
             "SELECT o.id, c.name FROM orders o JOIN customers c ON c.id = o.cust_id "
             "WHERE o.amount >= (SELECT avg(amount) FROM orders WHERE status = 'paid')"},
        }},
-      {"hostile_and_full_refresh_only",
+      {"hostile_identifiers",
        {
            {"hostile_names",
             "SELECT \"select\", \"a\"\"b\" AS \"From\", \"Group\" FROM \"Odd "
@@ -269,7 +277,9 @@ const std::vector<OracleGroup>& Groups() {
            {"hostile_aggregate",
             "SELECT \"Group\", count(*) AS \"Count\", sum(\"select\") AS \"a\"\"b\" FROM \"Odd "
             "Schema\".\"we\"\"ird\" GROUP BY \"Group\""},
-           // --- combinations (TPC-H-like) ----------------------------------------------------
+       }},
+      {"tpch_combinations",
+       {
            {"tpch_revenue_by_region_category",
             "SELECT c.region, p.category, count(*) AS lines, sum(l.n) AS units, sum(l.price * l.n) "
             "AS revenue "
@@ -277,10 +287,12 @@ const std::vector<OracleGroup>& Groups() {
             "JOIN products p ON p.sku = l.sku WHERE o.status <> 'void' GROUP BY c.region, "
             "p.category"},
            {"tpch_comma_joins",
-         "SELECT c.region, p.category, sum(l.n) AS units, count(*) AS n FROM customers c, orders o, lines l, "
-         "products p WHERE o.cust_id = c.id AND l.order_id = o.id AND p.sku = l.sku AND o.status <> 'void' "
-         "GROUP BY c.region, p.category"},
-        {"tpch_top_customers_having",
+            "SELECT c.region, p.category, sum(l.n) AS units, count(*) AS n FROM customers c, "
+            "orders o, lines l, "
+            "products p WHERE o.cust_id = c.id AND l.order_id = o.id AND p.sku = l.sku AND "
+            "o.status <> 'void' "
+            "GROUP BY c.region, p.category"},
+           {"tpch_top_customers_having",
             "SELECT c.id, c.name, sum(o.amount) AS spent, count(DISTINCT o.status) AS statuses "
             "FROM customers c "
             "JOIN orders o ON o.cust_id = c.id GROUP BY c.id, c.name HAVING sum(o.amount) > 50"},
@@ -326,6 +338,9 @@ const std::vector<OracleGroup>& Groups() {
            {"join_on_expression",
             "SELECT o.id, p.sku FROM orders o JOIN products p ON p.cost = o.qty * 2 AND p.category "
             "IS NOT NULL"},
+       }},
+      {"full_refresh_only",
+       {
            {"window_full_only", "SELECT id, row_number() OVER (ORDER BY id) AS rn FROM orders",
             false},
            {"limit_full_only", "SELECT id FROM orders ORDER BY amount DESC LIMIT 5", false},
