@@ -419,6 +419,8 @@ absl::StatusOr<RefreshResult> StreamTableManager::RefreshLocked(Entry* entry, Re
       row.status = Status::kActive;
       row.consecutive_failures = 0;
       row.last_error.clear();
+      // An interval counts from the last refresh, whoever asked for it.
+      entry->last_start = start;
     }
     return result;
   }

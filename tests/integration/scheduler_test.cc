@@ -124,6 +124,23 @@ TEST_F(SchedulerTest, DiamondWithFourWorkersIsExactAfterEveryRound) {
   EXPECT_EQ(Scalar("SELECT count(*) FROM pgtrickle.refresh_history WHERE error IS NOT NULL"), 0);
 }
 
+TEST_F(SchedulerTest, IntervalScheduleCountsFromTheLastRefresh) {
+  scheduler::ManagerOptions options;
+  options.max_parallel_workers = 1;
+  Start("sc_interval", options);
+  Exec("CREATE TABLE sc_i (id serial PRIMARY KEY, v int)");
+  const std::string q = "SELECT count(*) AS n, sum(v) AS s FROM sc_i";
+  absl::Time created = absl::Now();  // the interval counts from the initial refresh's start
+  ASSERT_TRUE(manager_->Create({"sc_interval_st", q, delta::RefreshMode::kAuto, "2s", false}).ok());
+  Exec("INSERT INTO sc_i (v) VALUES (1)");
+  absl::SleepFor(absl::Milliseconds(700));
+  // Only the initial FULL refresh so far: the change waits for the interval.
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pgtrickle.refresh_history"), 1);
+  ASSERT_TRUE(WaitCaughtUp(absl::Seconds(10)));
+  EXPECT_GE(absl::Now() - created, absl::Milliseconds(1900));
+  EXPECT_EQ(OracleDifferences("sc_interval_st", q), 0);
+}
+
 TEST_F(SchedulerTest, KilledWorkerBackendsAreRetriedAndOthersKeepTheirPace) {
   scheduler::ManagerOptions options;
   options.max_parallel_workers = 2;
