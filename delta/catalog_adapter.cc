@@ -79,6 +79,7 @@ absl::StatusOr<CatalogFacts> GatherCatalogFacts(PgConnection& conn, const std::s
     ff.is_aggregate = fr.Get(0, 1) == "t";
     ff.is_window = fr.Get(0, 2) == "t";
     ff.returns_set = fr.Get(0, 3) == "t";
+    ff.mixed_kinds = fr.Get(0, 4) == "t";
     facts.functions[f] = ff;
   }
   TRICKLE_ASSIGN_OR_RETURN(facts.output_column_names, OutputNames(conn, query));

@@ -78,13 +78,18 @@ struct FunctionFacts {
   bool is_aggregate = false;
   bool is_window = false;
   bool returns_set = false;
+  // Overloads of this name differ in kind (say an aggregate and a plain
+  // function): a call cannot be classified without resolving it, so it is
+  // not maintained differentially.
+  bool mixed_kinds = false;
 };
 
 struct CatalogFacts {
   std::vector<RelationFacts> relations;
   // Unqualified names are resolved in this order (current_schemas(false)).
   std::vector<std::string> search_path = {"public"};
-  // Keyed by lower-case function name without schema. Functions missing here
+  // Keyed by function name without schema, as the parser spells it (folded
+  // to lower case unless quoted). Functions missing here
   // fall back to a built-in list of well-known aggregates and volatile functions.
   std::map<std::string, FunctionFacts> functions;
   // The names PostgreSQL gives the query's output columns, when known (the
@@ -100,7 +105,7 @@ struct QueryReferences {
     std::string name;
   };
   std::vector<Relation> relations;
-  std::vector<std::string> functions;  // lower-case, unqualified
+  std::vector<std::string> functions;  // unqualified, as the parser spells them
 };
 
 // Parses `query` and lists what it references (CTE names are not relations).

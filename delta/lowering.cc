@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
@@ -54,8 +53,10 @@ absl::Status WalkNodes(Message* message, const std::function<absl::StatusOr<bool
 }
 
 std::string FunctionName(const pg_query::FuncCall& call) {
+  // The parser already folded an unquoted name to lower case; a quoted
+  // "MyFunc" is another function than myfunc.
   if (call.funcname_size() == 0) return "";
-  return absl::AsciiStrToLower(call.funcname(call.funcname_size() - 1).string().sval());
+  return call.funcname(call.funcname_size() - 1).string().sval();
 }
 
 namespace {
@@ -731,6 +732,12 @@ absl::Status Lowerer::CheckFunction(const pg_query::FuncCall& call, const Node& 
   }
   auto it = facts_.functions.find(name);
   if (it != facts_.functions.end()) {
+    if (it->second.mixed_kinds) {
+      return Unsupported(absl::StrCat("function ", name,
+                                      "() (it has overloads of different kinds, e.g. an aggregate "
+                                      "and a plain function)"),
+                         call.location());
+    }
     if (it->second.returns_set) {
       return Unsupported(absl::StrCat("set-returning function ", name, "()"), call.location());
     }

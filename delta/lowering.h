@@ -49,7 +49,7 @@ absl::StatusOr<LoweredQuery> LowerQuery(const pg_query::Node& select_stmt,
 // has no alias ("?column?" when nothing better).
 std::string FigureColname(const pg_query::Node& expr);
 
-// Lower-case unqualified function name of a FuncCall.
+// The unqualified name of a FuncCall, as the parser spells it.
 std::string FunctionName(const pg_query::FuncCall& call);
 
 // Calls `fn` on every Node under `message`, pre-order. `fn` returns true to

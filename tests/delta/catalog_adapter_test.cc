@@ -38,6 +38,9 @@ class CatalogAdapterTest : public ::testing::Test {
       CREATE VIEW cat.v AS SELECT * FROM cat.pk;
       CREATE TABLE "Odd Schema"."we""ird" ("select" int PRIMARY KEY, "a""b" text);
       CREATE FUNCTION cat.stable_lookup(int) RETURNS int STABLE LANGUAGE sql AS 'SELECT $1';
+      CREATE FUNCTION cat."Rnd"() RETURNS float8 VOLATILE LANGUAGE sql AS 'SELECT random()';
+      CREATE FUNCTION cat.rnd() RETURNS float8 IMMUTABLE LANGUAGE sql AS 'SELECT 0.5::float8';
+      CREATE AGGREGATE cat.upper(text) (SFUNC = textcat, STYPE = text);
     )sql")
                     .ok());
   }
@@ -86,6 +89,26 @@ TEST_F(CatalogAdapterTest, FunctionVolatilityComesFromTheCatalog) {
       {"cat", "st", "SELECT id, stable_lookup(id) FROM pk", RefreshMode::kDifferential}, *facts);
   ASSERT_FALSE(plan.ok());
   EXPECT_THAT(plan.status().message(), HasSubstr("stable function stable_lookup()"));
+}
+
+TEST_F(CatalogAdapterTest, QuotedNamesAndMixedKindsAreNotGuessed) {
+  // "Rnd" (volatile) and rnd (immutable) are different functions.
+  auto facts = GatherCatalogFacts(*conn_, "SELECT id, \"Rnd\"() AS r FROM pk");
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  EXPECT_EQ(facts->functions.at("Rnd").volatility, 'v');
+  auto plan = BuildDeltaPlan({"cat", "st", "SELECT id, \"Rnd\"() AS r FROM pk", RefreshMode::kDifferential},
+                             *facts);
+  ASSERT_FALSE(plan.ok());
+  EXPECT_THAT(plan.status().message(), HasSubstr("volatile function Rnd()"));
+  // cat.upper is an aggregate, pg_catalog.upper a plain function: refused
+  // rather than guessed.
+  auto mixed = GatherCatalogFacts(*conn_, "SELECT id, upper(a) AS u FROM pk");
+  ASSERT_TRUE(mixed.ok()) << mixed.status();
+  EXPECT_TRUE(mixed->functions.at("upper").mixed_kinds);
+  auto mixed_plan = BuildDeltaPlan({"cat", "st", "SELECT id, upper(a) AS u FROM pk", RefreshMode::kAuto}, *mixed);
+  ASSERT_TRUE(mixed_plan.ok()) << mixed_plan.status();
+  EXPECT_EQ(mixed_plan->maintained_mode, RefreshMode::kFull);
+  EXPECT_THAT(mixed_plan->full_refresh_reason, HasSubstr("function upper()"));
 }
 
 TEST_F(CatalogAdapterTest, HostileNamesResolve) {
