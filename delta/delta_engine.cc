@@ -110,6 +110,15 @@ bool IsAlgebraic(const AggCall& a) {
   return false;
 }
 
+// MIN / MAX: maintained from the stored extreme while no deleted value
+// reaches it; a group whose extreme may have been deleted is rescanned.
+bool IsExtreme(const AggCall& a) {
+  if (a.distinct || a.ordered || (a.name != "min" && a.name != "max")) return false;
+  const auto& name = a.call.func_call().funcname();
+  if (name.size() > 2 || (name.size() == 2 && name[0].string().sval() != "pg_catalog")) return false;
+  return a.call.func_call().args_size() == 1;
+}
+
 std::string SumType(const AggCall& a) { return a.arg_type == "bigint" ? "numeric" : "bigint"; }
 
 Node RenamedCall(const AggCall& a, const std::string& name) {
@@ -137,7 +146,7 @@ class PlanBuilder {
       }
       if (agg->kind == OpKind::kAggregate) {
         bool algebraic = post == agg;
-        for (const auto& a : agg->aggs) algebraic &= IsAlgebraic(a);
+        for (const auto& a : agg->aggs) algebraic &= IsAlgebraic(a) || IsExtreme(a);
         if (algebraic) return AggregateAlgebraic(top, *agg);
         if (!agg->group_exprs.empty()) return AggregateRecompute(top, *post, *agg);
       }
@@ -314,10 +323,17 @@ StoragePlan PlanBuilder::Multiset(const Op& top) {
 // list evaluated over the new state.
 StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   StoragePlan p;
-  p.mode = "algebraic aggregate: hidden count/sum state per group, new = old + delta";
+  bool extremes = false;
+  for (const auto& a : agg.aggs) extremes |= IsExtreme(a);
+  p.mode = extremes ? "algebraic aggregate: hidden count/sum/extreme state per group, new = old + "
+                      "delta; a group whose MIN/MAX may have been deleted is rescanned"
+                    : "algebraic aggregate: hidden count/sum state per group, new = old + delta";
   p.fillfactor = 90;
   p.strategy_overrides[agg.id] =
-      "algebraic: per group, hidden count/sum state += the input delta's sums (no rescan)";
+      extremes ? "algebraic: hidden count/sum/extreme state += the input delta; MIN/MAX rescan "
+                 "only groups whose extreme was deleted"
+               : "algebraic: per group, hidden count/sum state += the input delta's sums (no "
+                 "rescan)";
   const int g = agg.group_exprs.size();
   auto vis = Visible(project);
   for (size_t j = 0; j < vis.size(); ++j) p.columns.push_back({names_[j], false});
@@ -345,7 +361,7 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   for (size_t k = 0; k < agg.aggs.size(); ++k) {
     state_a[k] = p.columns.size();
     p.columns.push_back({absl::StrCat("__pgt_a", k + 1), true});
-    if (agg.aggs[k].name != "count") {
+    if (agg.aggs[k].name == "sum" || agg.aggs[k].name == "avg") {
       state_n[k] = p.columns.size();
       p.columns.push_back({absl::StrCat("__pgt_n", k + 1), true});
     }
@@ -428,7 +444,15 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
     Node fa = b::And(filter), fn = b::And(nonnull);
     const Node* fa_ptr = filter.empty() ? nullptr : &fa;
     const Node* fn_ptr = nonnull.empty() ? nullptr : &fn;
-    if (a.name == "count") {
+    if (IsExtreme(a)) {
+      // The extreme of the values gained and of the values lost.
+      b::NodeList gained = filter, lost = filter;
+      gained.push_back(b::Op(">", dm, b::Int(0)));
+      lost.push_back(b::Op("<", dm, b::Int(0)));
+      Node fg = b::And(gained), fl = b::And(lost);
+      da.targets.push_back(b::Target(b::Agg(a.name, {fc.args(0)}, &fg), absl::StrCat("__pgt_ins", k + 1)));
+      da.targets.push_back(b::Target(b::Agg(a.name, {fc.args(0)}, &fl), absl::StrCat("__pgt_del", k + 1)));
+    } else if (a.name == "count") {
       da.targets.push_back(b::Target(b::Agg("sum", {dm}, fn_ptr), absl::StrCat("__pgt_da", k + 1)));
     } else {
       // Inside a delta every multiplicity is +1 or -1 (scans give ±1 and
@@ -456,15 +480,89 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   for (int j = 0; j < g; ++j) src.targets.push_back(b::Target(gvals[j], gv(j)));
   src.targets.push_back(b::Target(b::Col("a", "__pgt_dcount"), "__pgt_dcount"));
   for (size_t k = 0; k < agg.aggs.size(); ++k) {
-    src.targets.push_back(
-        b::Target(b::Col("a", absl::StrCat("__pgt_da", k + 1)), absl::StrCat("__pgt_da", k + 1)));
-    if (state_n[k] >= 0) {
-      src.targets.push_back(
-          b::Target(b::Col("a", absl::StrCat("__pgt_dn", k + 1)), absl::StrCat("__pgt_dn", k + 1)));
+    std::vector<std::string> cols;
+    if (IsExtreme(agg.aggs[k])) {
+      cols = {"__pgt_ins", "__pgt_del"};
+    } else {
+      cols = {"__pgt_da"};
+      if (state_n[k] >= 0) cols.push_back("__pgt_dn");
+    }
+    for (const auto& col : cols) {
+      std::string name = absl::StrCat(col, k + 1);
+      src.targets.push_back(b::Target(b::Col("a", name), name));
     }
   }
   src.from.push_back(b::Table("", da_name, "a"));
-  p.delta_final = src.Build();
+  if (!extremes) {
+    p.delta_final = src.Build();
+  } else {
+    // MIN / MAX: a group needs a rescan when a lost value reaches its stored
+    // extreme (it may have been the extreme); otherwise the new extreme is
+    // the stored one or a gained value, whichever is more extreme.
+    b::NodeList rescan;
+    for (size_t k = 0; k < agg.aggs.size(); ++k) {
+      if (!IsExtreme(agg.aggs[k])) continue;
+      Node lost = b::Col("d", absl::StrCat("__pgt_del", k + 1));
+      Node stored = b::Col("t", p.columns[state_a[k]].name);
+      rescan.push_back(b::And({b::IsNotNull(lost),
+                               b::Or({b::IsNull(stored),
+                                      b::Op(agg.aggs[k].name == "min" ? "<=" : ">=", lost, stored)})}));
+    }
+    b::Select flagged;
+    flagged.targets.push_back(b::Target(b::Star("d")));
+    flagged.targets.push_back(b::Target(b::Or(rescan), "__pgt_rescan"));
+    flagged.from.push_back(b::Join(pg_query::JOIN_LEFT, b::Subquery(src.Build(), "d"), Storage("t"),
+                                   IdentityMatch(p, "t", "d")));
+    std::string f = gen_.AddCte("f", flagged.Build());
+    // The rescanned groups, aggregated again from the live tables.
+    Node recomputed;
+    if (g > 0) {
+      b::Select keys;
+      for (int j = 0; j < g; ++j) keys.targets.push_back(b::Target(b::Col("f", gv(j)), absl::StrCat("k", j + 1)));
+      keys.from.push_back(b::Table("", f, "f"));
+      keys.where.push_back(b::Col("f", "__pgt_rescan"));
+      Restriction r;
+      for (int j = 0; j < g; ++j) {
+        r.exprs.push_back(Ref("i", j));
+        r.nullable.push_back(!agg.columns[j].not_null);
+      }
+      r.keys_cte = gen_.AddCte("k", keys.Build());
+      recomputed = gen_.Eval(agg, State::kPost, &r);
+    } else {
+      b::Select gate;
+      gate.targets.push_back(b::Target(b::Int(1)));
+      gate.from.push_back(b::Table("", f, "f"));
+      gate.where.push_back(b::Col("f", "__pgt_rescan"));
+      b::Select all;
+      const int n = agg.columns.size();
+      for (int c = 0; c < n; ++c) all.targets.push_back(b::Target(Ref("x", c), ColName(c)));
+      all.from.push_back(b::Subquery(gen_.Eval(agg, State::kPost), "x"));
+      all.where.push_back(b::Exists(gate.Build()));
+      recomputed = all.Build();
+    }
+    b::Select rows;
+    for (int c = 0; c < static_cast<int>(agg.columns.size()); ++c) rows.targets.push_back(b::Target(Ref("i", c), ColName(c)));
+    rows.targets.push_back(b::Target(b::RowHash(groups_i), "__pgt_h"));
+    rows.from.push_back(b::Subquery(recomputed, "i"));
+    std::string r = gen_.AddCte("r", rows.Build());
+    b::Select out;
+    out.targets.push_back(b::Target(b::Star("f")));
+    for (size_t k = 0; k < agg.aggs.size(); ++k) {
+      if (IsExtreme(agg.aggs[k])) {
+        out.targets.push_back(b::Target(Ref("r", g + k), absl::StrCat("__pgt_r", k + 1)));
+      }
+    }
+    b::NodeList match;
+    b::NodeList fvals;
+    for (int j = 0; j < g; ++j) fvals.push_back(b::Col("f", gv(j)));
+    if (g > 0) {
+      match.push_back(b::Eq(b::Col("r", "__pgt_h"), b::RowHash(fvals)));
+      for (int j = 0; j < g; ++j) match.push_back(b::IsNotDistinct(Ref("r", j), fvals[j]));
+    }
+    out.from.push_back(b::Join(pg_query::JOIN_LEFT, b::Table("", f, "f"), b::Table("", r, "r"),
+                               b::And(std::move(match))));
+    p.delta_final = out.Build();
+  }
 
   // The new row, as expressions over the stored row (t) and the delta row
   // (d); `stored` false means no stored row (the NOT MATCHED branch, where
@@ -478,6 +576,14 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
     std::vector<Node> agg_values;
     for (size_t k = 0; k < agg.aggs.size(); ++k) {
       const AggCall& a = agg.aggs[k];
+      if (IsExtreme(a)) {
+        b::NodeList both = {old(state_a[k]), b::Col("d", absl::StrCat("__pgt_ins", k + 1))};
+        Node kept = a.name == "min" ? b::Least(both) : b::Greatest(both);
+        Node rescanned = b::Col("d", absl::StrCat("__pgt_r", k + 1));
+        v[state_a[k]] = b::Case({{b::Col("d", "__pgt_rescan"), rescanned}}, &kept);
+        agg_values.push_back(v[state_a[k]]);
+        continue;
+      }
       Node add_a = b::Op("+", zero_if_null(old(state_a[k])),
                          zero_if_null(b::Col("d", absl::StrCat("__pgt_da", k + 1))));
       if (a.name == "count") {

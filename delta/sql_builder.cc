@@ -257,6 +257,17 @@ Node Coalesce(NodeList args) {
   return n;
 }
 
+static Node MinMax(pg_query::MinMaxOp op, NodeList args) {
+  Node n;
+  auto* m = n.mutable_min_max_expr();
+  m->set_op(op);
+  for (auto& a : args) *m->add_args() = std::move(a);
+  return n;
+}
+
+Node Least(NodeList args) { return MinMax(pg_query::IS_LEAST, std::move(args)); }
+Node Greatest(NodeList args) { return MinMax(pg_query::IS_GREATEST, std::move(args)); }
+
 Node Row(NodeList args) {
   Node n;
   auto* r = n.mutable_row_expr();

@@ -49,6 +49,8 @@ Node Agg(std::string_view name, NodeList args, const Node* filter = nullptr);
 Node CountStar(const Node* filter = nullptr);
 Node Case(std::vector<std::pair<Node, Node>> whens, const Node* otherwise);
 Node Coalesce(NodeList args);
+Node Least(NodeList args);     // LEAST(...): NULL arguments are ignored
+Node Greatest(NodeList args);  // GREATEST(...)
 Node Row(NodeList args);  // ROW(a, b, ...)
 Node Exists(Node select);
 Node ScalarSubquery(Node select);
