@@ -115,7 +115,8 @@ bool IsAlgebraic(const AggCall& a) {
 bool IsExtreme(const AggCall& a) {
   if (a.distinct || a.ordered || (a.name != "min" && a.name != "max")) return false;
   const auto& name = a.call.func_call().funcname();
-  if (name.size() > 2 || (name.size() == 2 && name[0].string().sval() != "pg_catalog")) return false;
+  if (name.size() > 2 || (name.size() == 2 && name[0].string().sval() != "pg_catalog"))
+    return false;
   return a.call.func_call().args_size() == 1;
 }
 
@@ -450,8 +451,10 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
       gained.push_back(b::Op(">", dm, b::Int(0)));
       lost.push_back(b::Op("<", dm, b::Int(0)));
       Node fg = b::And(gained), fl = b::And(lost);
-      da.targets.push_back(b::Target(b::Agg(a.name, {fc.args(0)}, &fg), absl::StrCat("__pgt_ins", k + 1)));
-      da.targets.push_back(b::Target(b::Agg(a.name, {fc.args(0)}, &fl), absl::StrCat("__pgt_del", k + 1)));
+      da.targets.push_back(
+          b::Target(b::Agg(a.name, {fc.args(0)}, &fg), absl::StrCat("__pgt_ins", k + 1)));
+      da.targets.push_back(
+          b::Target(b::Agg(a.name, {fc.args(0)}, &fl), absl::StrCat("__pgt_del", k + 1)));
     } else if (a.name == "count") {
       da.targets.push_back(b::Target(b::Agg("sum", {dm}, fn_ptr), absl::StrCat("__pgt_da", k + 1)));
     } else {
@@ -504,9 +507,10 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
       if (!IsExtreme(agg.aggs[k])) continue;
       Node lost = b::Col("d", absl::StrCat("__pgt_del", k + 1));
       Node stored = b::Col("t", p.columns[state_a[k]].name);
-      rescan.push_back(b::And({b::IsNotNull(lost),
-                               b::Or({b::IsNull(stored),
-                                      b::Op(agg.aggs[k].name == "min" ? "<=" : ">=", lost, stored)})}));
+      rescan.push_back(
+          b::And({b::IsNotNull(lost),
+                  b::Or({b::IsNull(stored),
+                         b::Op(agg.aggs[k].name == "min" ? "<=" : ">=", lost, stored)})}));
     }
     b::Select flagged;
     flagged.targets.push_back(b::Target(b::Star("d")));
@@ -518,7 +522,8 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
     Node recomputed;
     if (g > 0) {
       b::Select keys;
-      for (int j = 0; j < g; ++j) keys.targets.push_back(b::Target(b::Col("f", gv(j)), absl::StrCat("k", j + 1)));
+      for (int j = 0; j < g; ++j)
+        keys.targets.push_back(b::Target(b::Col("f", gv(j)), absl::StrCat("k", j + 1)));
       keys.from.push_back(b::Table("", f, "f"));
       keys.where.push_back(b::Col("f", "__pgt_rescan"));
       Restriction r;
@@ -541,7 +546,8 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
       recomputed = all.Build();
     }
     b::Select rows;
-    for (int c = 0; c < static_cast<int>(agg.columns.size()); ++c) rows.targets.push_back(b::Target(Ref("i", c), ColName(c)));
+    for (int c = 0; c < static_cast<int>(agg.columns.size()); ++c)
+      rows.targets.push_back(b::Target(Ref("i", c), ColName(c)));
     rows.targets.push_back(b::Target(b::RowHash(groups_i), "__pgt_h"));
     rows.from.push_back(b::Subquery(recomputed, "i"));
     std::string r = gen_.AddCte("r", rows.Build());
@@ -631,8 +637,8 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   return p;
 }
 
-// GROUP BY with other aggregates (MIN, MAX, COUNT(DISTINCT), numeric or
-// floating SUM/AVG, ...) or HAVING: the groups the input delta touches are
+// GROUP BY with other aggregates (COUNT(DISTINCT), numeric or floating
+// SUM/AVG, BOOL_AND, string_agg, ...) or HAVING: the groups the input delta touches are
 // recomputed from the live tables (the aggregate's input restricted to those
 // group keys, pushed down to index scans) and replace their storage rows; a
 // touched group that no longer exists (or fails HAVING) is deleted. The

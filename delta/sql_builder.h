@@ -51,7 +51,7 @@ Node Case(std::vector<std::pair<Node, Node>> whens, const Node* otherwise);
 Node Coalesce(NodeList args);
 Node Least(NodeList args);     // LEAST(...): NULL arguments are ignored
 Node Greatest(NodeList args);  // GREATEST(...)
-Node Row(NodeList args);  // ROW(a, b, ...)
+Node Row(NodeList args);       // ROW(a, b, ...)
 Node Exists(Node select);
 Node ScalarSubquery(Node select);
 Node ArraySubquery(Node select);

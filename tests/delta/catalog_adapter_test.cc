@@ -96,8 +96,8 @@ TEST_F(CatalogAdapterTest, QuotedNamesAndMixedKindsAreNotGuessed) {
   auto facts = GatherCatalogFacts(*conn_, "SELECT id, \"Rnd\"() AS r FROM pk");
   ASSERT_TRUE(facts.ok()) << facts.status();
   EXPECT_EQ(facts->functions.at("Rnd").volatility, 'v');
-  auto plan = BuildDeltaPlan({"cat", "st", "SELECT id, \"Rnd\"() AS r FROM pk", RefreshMode::kDifferential},
-                             *facts);
+  auto plan = BuildDeltaPlan(
+      {"cat", "st", "SELECT id, \"Rnd\"() AS r FROM pk", RefreshMode::kDifferential}, *facts);
   ASSERT_FALSE(plan.ok());
   EXPECT_THAT(plan.status().message(), HasSubstr("volatile function Rnd()"));
   // cat.upper is an aggregate, pg_catalog.upper a plain function: refused
@@ -105,7 +105,8 @@ TEST_F(CatalogAdapterTest, QuotedNamesAndMixedKindsAreNotGuessed) {
   auto mixed = GatherCatalogFacts(*conn_, "SELECT id, upper(a) AS u FROM pk");
   ASSERT_TRUE(mixed.ok()) << mixed.status();
   EXPECT_TRUE(mixed->functions.at("upper").mixed_kinds);
-  auto mixed_plan = BuildDeltaPlan({"cat", "st", "SELECT id, upper(a) AS u FROM pk", RefreshMode::kAuto}, *mixed);
+  auto mixed_plan =
+      BuildDeltaPlan({"cat", "st", "SELECT id, upper(a) AS u FROM pk", RefreshMode::kAuto}, *mixed);
   ASSERT_TRUE(mixed_plan.ok()) << mixed_plan.status();
   EXPECT_EQ(mixed_plan->maintained_mode, RefreshMode::kFull);
   EXPECT_THAT(mixed_plan->full_refresh_reason, HasSubstr("function upper()"));

@@ -114,11 +114,12 @@ TEST(PlanTest, NullableGroupKeyIsMatchedThroughRowHashThenExactly) {
 TEST(PlanTest, InexactSumsAndOtherAggregatesAreRecomputedPerGroup) {
   // Floating-point and numeric sums, COUNT(DISTINCT), HAVING: the touched
   // groups are recomputed.
-  for (const char* q : {"SELECT status, sum(weight) AS w FROM orders GROUP BY status",
-                        "SELECT status, avg(price) AS p FROM orders GROUP BY status",
-                        "SELECT status, count(DISTINCT cust_id) AS c FROM orders GROUP BY status",
-                        "SELECT status, bool_or(amount > 0) AS b FROM orders GROUP BY status",
-                        "SELECT status, count(*) AS n FROM orders GROUP BY status HAVING count(*) > 1"}) {
+  for (const char* q :
+       {"SELECT status, sum(weight) AS w FROM orders GROUP BY status",
+        "SELECT status, avg(price) AS p FROM orders GROUP BY status",
+        "SELECT status, count(DISTINCT cust_id) AS c FROM orders GROUP BY status",
+        "SELECT status, bool_or(amount > 0) AS b FROM orders GROUP BY status",
+        "SELECT status, count(*) AS n FROM orders GROUP BY status HAVING count(*) > 1"}) {
     auto plan = Plan(q);
     ASSERT_TRUE(plan.ok()) << q << ": " << plan.status();
     EXPECT_THAT(StrategyOf(plan->explain_tree, "Aggregate"), HasSubstr("group recompute")) << q;
@@ -126,11 +127,14 @@ TEST(PlanTest, InexactSumsAndOtherAggregatesAreRecomputedPerGroup) {
 }
 
 TEST(PlanTest, MinMaxKeepTheirExtremeAndRescanOnlyWhenItMayBeGone) {
-  auto plan = Plan("SELECT status, min(amount) AS lo, max(price) AS hi, count(*) AS n FROM orders GROUP BY status");
+  auto plan = Plan(
+      "SELECT status, min(amount) AS lo, max(price) AS hi, count(*) AS n FROM orders GROUP BY "
+      "status");
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_THAT(StrategyOf(plan->explain_tree, "Aggregate"),
               HasSubstr("MIN/MAX rescan only groups whose extreme was deleted"));
-  EXPECT_THAT(Names(plan->columns, true), ElementsAre("__pgt_count", "__pgt_a1", "__pgt_a2", "__pgt_a3"));
+  EXPECT_THAT(Names(plan->columns, true),
+              ElementsAre("__pgt_count", "__pgt_a1", "__pgt_a2", "__pgt_a3"));
   EXPECT_THAT(plan->merge_sql, HasSubstr("LEAST(t.__pgt_a1, d.__pgt_ins1)"));
   EXPECT_THAT(plan->merge_sql, HasSubstr("GREATEST(t.__pgt_a2, d.__pgt_ins2)"));
 }
