@@ -21,10 +21,15 @@ namespace trickle::testing {
 namespace {
 
 pid_t StartTrickled(const std::string& data_dir, const std::string& log_path) {
-  return SpawnLogged({TRICKLED_PATH, "--dsn=" + TestPostgres().Dsn(), "--data-dir=" + data_dir,
-                      "--slot-name=slot_rcrash", "--publication-name=pub_rcrash", "--status-interval=200ms",
-                      "--log-level=warn"},
-                     log_path);
+  std::vector<std::string> args = {TRICKLED_PATH,
+                                   "--dsn=" + TestPostgres().Dsn(),
+                                   "--data-dir=" + data_dir,
+                                   "--slot-name=slot_rcrash",
+                                   "--publication-name=pub_rcrash",
+                                   "--status-interval=200ms",
+                                   "--log-level=warn"};
+  for (std::string& a : FreeListenAddressArgs()) args.push_back(std::move(a));
+  return SpawnLogged(args, log_path);
 }
 
 int64_t Scalar(PgConnection& sql, const std::string& q) {

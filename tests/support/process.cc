@@ -4,6 +4,7 @@
 #include <spawn.h>
 
 #include "gtest/gtest.h"
+#include "tests/support/postgres_server.h"
 
 extern char** environ;
 
@@ -23,6 +24,14 @@ pid_t SpawnLogged(const std::vector<std::string>& args, const std::string& log_p
   posix_spawn_file_actions_destroy(&actions);
   EXPECT_EQ(rc, 0) << "cannot start " << args[0];
   return rc == 0 ? pid : 0;
+}
+
+std::vector<std::string> FreeListenAddressArgs() {
+  int grpc_port = FreePort();
+  int http_port = FreePort();
+  while (http_port == grpc_port) http_port = FreePort();
+  return {"--grpc-address=127.0.0.1:" + std::to_string(grpc_port),
+          "--http-address=127.0.0.1:" + std::to_string(http_port)};
 }
 
 }  // namespace trickle::testing

@@ -12,4 +12,8 @@ namespace trickle::testing {
 // Returns the pid (0 and a test failure when it could not start).
 pid_t SpawnLogged(const std::vector<std::string>& argv, const std::string& log_path);
 
+// --grpc-address and --http-address on free loopback ports, so that trickled
+// processes of tests running in parallel never fight over the default ports.
+std::vector<std::string> FreeListenAddressArgs();
+
 }  // namespace trickle::testing
