@@ -1,10 +1,20 @@
-// The replication connection: one thread owns it and runs a loop in the
-// shape of PostgreSQL's pg_recvlogical. Each turn: stop? -> feedback due? ->
-// data. Feedback (a standby status update) goes at least every
-// `status_interval` (capped at wal_sender_timeout / 2) and at once when the
-// server asks. The flush position it reports is the consumer's durable LSN:
-// never beyond what storage has synced. On a lost connection it reconnects
-// with exponential backoff and resumes from the slot's confirmed position.
+// The replication connection, in the shape of PostgreSQL's pg_recvlogical:
+// one thread owns the connection, and each turn of its loop handles stop ->
+// feedback due -> data. Feedback (a standby status update) goes at least
+// every `status_interval` (capped at wal_sender_timeout / 2), at once when the
+// server asks, and as soon as the consumer made more durable while the stream
+// paused. The flush position it reports is the consumer's durable LSN: never
+// beyond what storage has synced. On a lost connection it reconnects with
+// exponential backoff and resumes from the slot's confirmed position.
+//
+// The connection thread only receives: it moves each message into a bounded
+// in-memory queue (`receive_buffer_bytes`) that an apply thread drains into
+// the consumer, in stream order. So a storage fsync or a large write on the
+// apply side never stops the socket from being read: the walsender keeps
+// sending while the consumer is busy, up to the queue's bound (then the
+// connection thread stops reading, and TCP/unix-socket flow control holds
+// the server back). Messages still queued when the connection ends are
+// dropped unconfirmed; the server sends them again.
 #pragma once
 
 #include <atomic>
@@ -16,6 +26,10 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "common/lsn.h"
+
+namespace trickle {
+class PgConnection;
+}
 
 namespace trickle::pgoutput {
 
@@ -35,9 +49,19 @@ struct ReplicationOptions {
   // Reconnect backoff: starts at the minimum, doubles, capped. Defaults 100 ms / 10 s.
   absl::Duration reconnect_min = absl::Milliseconds(100);
   absl::Duration reconnect_max = absl::Seconds(10);
+  // Received messages not yet applied by the consumer, in bytes, before the
+  // connection thread stops reading. Bounds memory; a larger value absorbs
+  // longer consumer pauses (fsyncs, memtable flushes). A single larger
+  // message is still accepted. Default 8 MiB.
+  size_t receive_buffer_bytes = 8 << 20;
 };
 
-// Receives the stream. Called only from the stream's thread.
+// Receives the stream. OnXLogData, OnKeepalive and OnIdle run on the
+// stream's apply thread, one at a time and in stream order; OnStreaming and
+// OnDisconnect run on the connection thread while no apply thread runs (so
+// every method but WrittenLsn/FlushedLsn sees one thread at a time, with a
+// happens-before edge between them). WrittenLsn and FlushedLsn are called
+// from the connection thread at any time and must be thread-safe.
 class StreamConsumer {
  public:
   virtual ~StreamConsumer() = default;
@@ -47,10 +71,12 @@ class StreamConsumer {
   virtual absl::Status OnXLogData(Lsn wal_start, Lsn wal_end, std::string_view payload) = 0;
   // A primary keepalive: the server has sent everything before `wal_end`.
   virtual void OnKeepalive(Lsn wal_end) {}
-  // Called before each standby status update: make received data durable
-  // where due. Errors are logged; the update then reports the old position.
-  virtual absl::Status BeforeFeedback() { return absl::OkStatus(); }
-  // Positions for the standby status update.
+  // Nothing received is waiting to be applied (the stream paused), or the
+  // stream is stopping (`stopping`: the last call before the final status
+  // update). Make what was received durable where due. Errors are logged;
+  // the updates then report the old position.
+  virtual absl::Status OnIdle(bool stopping) { return absl::OkStatus(); }
+  // Positions for the standby status update. Thread-safe.
   virtual Lsn WrittenLsn() = 0;
   virtual Lsn FlushedLsn() = 0;  // durable: never beyond what storage synced
   // The connection was lost or closed: forget any partial transaction.
@@ -67,8 +93,12 @@ struct StreamStats {
   std::atomic<Lsn> received_lsn{0};   // end of the last XLogData / keepalive
   std::atomic<Lsn> confirmed_lsn{0};  // last flush position sent
   std::atomic<bool> streaming{false};
+  // Bytes received but not yet applied, now and at most since start.
+  std::atomic<uint64_t> queued_bytes{0};
+  std::atomic<uint64_t> peak_queued_bytes{0};
 };
 
+class ReceiveQueue;
 class ReplicationStream {
  public:
   // `consumer` is not owned and must outlive Run().
@@ -83,8 +113,13 @@ class ReplicationStream {
   const StreamStats& stats() const { return stats_; }
 
  private:
-  class Connection;
   absl::Status StreamOnce(const std::atomic<bool>& stop);
+  // The connection thread's loop: stop -> feedback due -> data (into
+  // `queue`). Returns OK when `stop` is set, else the error that ends it
+  // (including the apply thread's).
+  absl::Status ReceiveLoop(PgConnection& conn, ReceiveQueue& queue, absl::Duration interval,
+                           const std::atomic<bool>& stop);
+  absl::Status SendFeedback(PgConnection& conn);
 
   ReplicationOptions options_;
   StreamConsumer* consumer_;  // not owned

@@ -11,24 +11,26 @@ namespace trickle::service {
 
 using pgoutput::ColumnKind;
 
-void ToDatums(const pgoutput::Tuple& tuple,
-              google::protobuf::RepeatedPtrField<storage::v1::Datum>* out) {
-  out->Reserve(static_cast<int>(tuple.size()));
-  for (const pgoutput::ColumnValue& column : tuple) {
-    storage::v1::Datum* d = out->Add();
-    switch (column.kind) {
-      case ColumnKind::kNull: d->set_kind(storage::v1::Datum::NULL_); break;
-      case ColumnKind::kUnchanged: d->set_kind(storage::v1::Datum::UNCHANGED_TOAST); break;
-      case ColumnKind::kText:
-        d->set_kind(storage::v1::Datum::TEXT);
-        d->set_value(column.data);
-        break;
-      case ColumnKind::kBinary:
-        d->set_kind(storage::v1::Datum::BINARY);
-        d->set_value(column.data);
-        break;
-    }
+namespace {
+
+storage::v1::Datum::Kind DatumKind(ColumnKind kind) {
+  switch (kind) {
+    case ColumnKind::kNull: return storage::v1::Datum::NULL_;
+    case ColumnKind::kUnchanged: return storage::v1::Datum::UNCHANGED_TOAST;
+    case ColumnKind::kText: return storage::v1::Datum::TEXT;
+    case ColumnKind::kBinary: return storage::v1::Datum::BINARY;
   }
+  return storage::v1::Datum::NULL_;
+}
+
+}  // namespace
+
+void EncodeOldValues(const pgoutput::Tuple& tuple, storage::ChangeRecordEncoder* out) {
+  for (const pgoutput::ColumnValue& c : tuple) out->AddOldValue(DatumKind(c.kind), c.data);
+}
+
+void EncodeNewValues(const pgoutput::Tuple& tuple, storage::ChangeRecordEncoder* out) {
+  for (const pgoutput::ColumnValue& c : tuple) out->AddNewValue(DatumKind(c.kind), c.data);
 }
 
 Capture::Capture(storage::ChangeLog* log, CaptureOptions options)
@@ -67,6 +69,17 @@ void Capture::OnKeepalive(Lsn wal_end) {
   // Everything committed before wal_end has been sent and handled.
   idle_lsn_ = std::max(idle_lsn_, wal_end);
   AdvanceReceived(wal_end);
+  PublishIdlePosition();
+}
+
+void Capture::PublishIdlePosition() {
+  // The keepalive came with no transaction open, so every transaction before
+  // it was received; once the last of them is durable, so is everything
+  // before idle_lsn_. Later transactions commit after it.
+  if (!in_transaction_ && log_->durable_lsn() >= last_end_lsn_ &&
+      idle_lsn_ > idle_confirmable_lsn_.load()) {
+    idle_confirmable_lsn_ = idle_lsn_;
+  }
 }
 
 void Capture::AdvanceReceived(Lsn lsn) {
@@ -74,20 +87,24 @@ void Capture::AdvanceReceived(Lsn lsn) {
   if (lsn > received_lsn_) received_lsn_ = lsn;
 }
 
-absl::Status Capture::BeforeFeedback() {
-  if (log_->durable_lsn() < written_lsn_.load()) {
-    TRICKLE_RETURN_IF_ERROR(log_->Sync());
-    stats_.syncs++;
-    last_sync_ = absl::Now();
-  }
+absl::Status Capture::SyncLog() {
+  TRICKLE_RETURN_IF_ERROR(log_->Sync());
+  stats_.syncs++;
+  last_sync_ = absl::Now();
+  PublishIdlePosition();
   return absl::OkStatus();
 }
 
+absl::Status Capture::OnIdle(bool stopping) {
+  if (log_->durable_lsn() >= written_lsn_.load()) return absl::OkStatus();
+  if (!stopping && absl::Now() - last_sync_ < options_.sync_interval / 10) {
+    return absl::OkStatus();  // the stream calls again shortly
+  }
+  return SyncLog();
+}
+
 Lsn Capture::FlushedLsn() {
-  Lsn durable = log_->durable_lsn();
-  // Idle and everything received is durable: the keepalive position is safe.
-  if (!in_transaction_ && durable >= last_end_lsn_ && idle_lsn_ > durable) return idle_lsn_;
-  return durable;
+  return std::max(log_->durable_lsn(), idle_confirmable_lsn_.load());
 }
 
 void Capture::OnDisconnect() {
@@ -145,11 +162,7 @@ absl::Status Capture::OnCommit(const pgoutput::CommitMessage& m) {
                   FormatLsn(m.commit_lsn), current_.relation_oids_size());
     stats_.transactions++;
     stats_.last_commit_time = m.commit_time;
-    if (absl::Now() - last_sync_ >= options_.sync_interval) {
-      TRICKLE_RETURN_IF_ERROR(log_->Sync());
-      stats_.syncs++;
-      last_sync_ = absl::Now();
-    }
+    if (absl::Now() - last_sync_ >= options_.sync_interval) TRICKLE_RETURN_IF_ERROR(SyncLog());
   }
   {
     absl::MutexLock lock(&mu_);
@@ -188,48 +201,43 @@ absl::Status Capture::OnRelation(const pgoutput::RelationMessage& m) {
   return absl::OkStatus();
 }
 
-absl::Status Capture::AppendChange(pgoutput::Oid oid, storage::ChangeRecord& change) {
-  if (skipping_) return absl::OkStatus();
+absl::Status Capture::AppendChange(pgoutput::Oid oid) {
   stats_.changes++;
   auto* oids = current_.mutable_relation_oids();
   if (std::find(oids->begin(), oids->end(), oid) == oids->end()) oids->Add(oid);
-  return log_->Append(oid, change);
+  return log_->AppendEncoded(oid, encoder_.bytes());
 }
 
 absl::Status Capture::OnInsert(const pgoutput::InsertMessage& m) {
   if (skipping_) return absl::OkStatus();
   TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(m.relation_oid, "Insert"));
-  storage::ChangeRecord change;
-  change.set_op(storage::ChangeRecord::INSERT);
-  change.set_schema_version(log_versions_[rel->relation_oid]);
-  ToDatums(m.new_tuple, change.mutable_new_values());
-  return AppendChange(m.relation_oid, change);
+  encoder_.Start(storage::ChangeRecord::INSERT, log_versions_[rel->relation_oid]);
+  EncodeNewValues(m.new_tuple, &encoder_);
+  return AppendChange(m.relation_oid);
 }
 
 absl::Status Capture::OnUpdate(const pgoutput::UpdateMessage& m) {
   if (skipping_) return absl::OkStatus();
   TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(m.relation_oid, "Update"));
-  storage::ChangeRecord change;
-  change.set_op(storage::ChangeRecord::UPDATE);
-  change.set_schema_version(log_versions_[rel->relation_oid]);
   if (m.old_kind != pgoutput::OldTupleKind::kFull) {
     return absl::FailedPreconditionError(absl::StrCat(
         "UPDATE on source table \"", rel->QualifiedName(),
         "\" arrived without the full old row; run ALTER TABLE ", rel->QualifiedName(),
         " REPLICA IDENTITY FULL"));
   }
-  ToDatums(m.old_tuple, change.mutable_old_values());
+  encoder_.Start(storage::ChangeRecord::UPDATE, log_versions_[rel->relation_oid]);
+  EncodeOldValues(m.old_tuple, &encoder_);
   bool has_unchanged = std::any_of(m.new_tuple.begin(), m.new_tuple.end(), [](const auto& c) {
     return c.kind == ColumnKind::kUnchanged;
   });
   if (has_unchanged) {  // rare: copy only when a TOASTed value must be filled in
     pgoutput::UpdateMessage filled = m;
     TRICKLE_RETURN_IF_ERROR(pgoutput::FillUnchangedToast(*rel, &filled));
-    ToDatums(filled.new_tuple, change.mutable_new_values());
+    EncodeNewValues(filled.new_tuple, &encoder_);
   } else {
-    ToDatums(m.new_tuple, change.mutable_new_values());
+    EncodeNewValues(m.new_tuple, &encoder_);
   }
-  return AppendChange(m.relation_oid, change);
+  return AppendChange(m.relation_oid);
 }
 
 absl::Status Capture::OnDelete(const pgoutput::DeleteMessage& m) {
@@ -241,21 +249,17 @@ absl::Status Capture::OnDelete(const pgoutput::DeleteMessage& m) {
         "\" arrived without the full old row; run ALTER TABLE ", rel->QualifiedName(),
         " REPLICA IDENTITY FULL"));
   }
-  storage::ChangeRecord change;
-  change.set_op(storage::ChangeRecord::DELETE);
-  change.set_schema_version(log_versions_[rel->relation_oid]);
-  ToDatums(m.old_tuple, change.mutable_old_values());
-  return AppendChange(m.relation_oid, change);
+  encoder_.Start(storage::ChangeRecord::DELETE, log_versions_[rel->relation_oid]);
+  EncodeOldValues(m.old_tuple, &encoder_);
+  return AppendChange(m.relation_oid);
 }
 
 absl::Status Capture::OnTruncate(const pgoutput::TruncateMessage& m) {
   if (skipping_) return absl::OkStatus();
   for (pgoutput::Oid oid : m.relation_oids) {
     TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(oid, "Truncate"));
-    storage::ChangeRecord change;
-    change.set_op(storage::ChangeRecord::TRUNCATE);
-    change.set_schema_version(log_versions_[rel->relation_oid]);
-    TRICKLE_RETURN_IF_ERROR(AppendChange(oid, change));
+    encoder_.Start(storage::ChangeRecord::TRUNCATE, log_versions_[rel->relation_oid]);
+    TRICKLE_RETURN_IF_ERROR(AppendChange(oid));
   }
   return absl::OkStatus();
 }

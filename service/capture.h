@@ -1,5 +1,5 @@
 // Capture: the glue between the replication stream (pgoutput/) and the
-// change log (storage/). Runs on the stream's thread: decodes each XLogData,
+// change log (storage/). Runs on the stream's apply thread: decodes each XLogData,
 // turns row messages into ChangeRecords (filling unchanged TOAST columns from
 // the full old row), and appends committed transactions to the log.
 //
@@ -10,6 +10,12 @@
 // When idle (no open transaction, everything received durable), a keepalive's
 // walEnd may be confirmed too, as pg_recvlogical does, so the slot advances
 // past WAL that carries nothing published.
+//
+// Group commit: the log is synced when a commit finds the last sync at least
+// `sync_interval` old, and when the stream pauses (nothing received waits to
+// be applied) but then at most every sync_interval / 10, so a steady trickle
+// of small transactions does not turn into one fsync each. The stream's
+// receiving thread keeps reading the socket during a sync.
 #pragma once
 
 #include <atomic>
@@ -28,6 +34,7 @@
 #include "pgoutput/decoder.h"
 #include "pgoutput/relation_cache.h"
 #include "pgoutput/replication_stream.h"
+#include "storage/change_encoding.h"
 #include "storage/change_log.h"
 
 namespace trickle::service {
@@ -36,7 +43,8 @@ inline constexpr char kFencePrefix[] = "trickle.fence";
 
 struct CaptureOptions {
   // Sync the change log at least this often while transactions arrive
-  // (group commit). Feedback to PostgreSQL also syncs first. Default 100 ms.
+  // (group commit), and when the stream pauses at most ten times as often.
+  // Default 100 ms.
   absl::Duration sync_interval = absl::Milliseconds(100);
   // pgoutput proto_version in use.
   int protocol_version = 1;
@@ -57,10 +65,10 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   static absl::StatusOr<std::unique_ptr<Capture>> Create(storage::ChangeLog* log,
                                                          CaptureOptions options = {});
 
-  // ---- StreamConsumer (the stream's thread)
+  // ---- StreamConsumer (the stream's apply thread; the positions: any thread)
   absl::Status OnXLogData(Lsn wal_start, Lsn wal_end, std::string_view payload) override;
   void OnKeepalive(Lsn wal_end) override;
-  absl::Status BeforeFeedback() override;
+  absl::Status OnIdle(bool stopping) override;
   Lsn WrittenLsn() override { return written_lsn_.load(); }
   Lsn FlushedLsn() override;
   void OnDisconnect() override;
@@ -74,7 +82,7 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   // i.e. something at or past `lsn` was received.
   absl::Status WaitForLsn(Lsn lsn, absl::Duration timeout);
 
-  // Called on the stream's thread after each transaction is in the log.
+  // Called on the stream's apply thread after each transaction is in the log.
   // Must be cheap (e.g. wake a scheduler). Set before streaming starts.
   void SetCommitListener(std::function<void(const storage::TransactionRecord&)> listener) {
     commit_listener_ = std::move(listener);
@@ -96,8 +104,13 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   absl::Status OnStreamStart(const pgoutput::StreamStartMessage& m) override;
 
   absl::StatusOr<const pgoutput::RelationSchema*> Relation(pgoutput::Oid oid, const char* what) const;
-  absl::Status AppendChange(pgoutput::Oid oid, storage::ChangeRecord& change);
+  // Appends the change in encoder_ to the open transaction.
+  absl::Status AppendChange(pgoutput::Oid oid);
   void AdvanceReceived(Lsn lsn);
+  absl::Status SyncLog();
+  // Publishes the idle keepalive position once everything received before
+  // it is durable (what FlushedLsn may report beyond the log's durable LSN).
+  void PublishIdlePosition();
 
   storage::ChangeLog* log_;  // not owned
   CaptureOptions options_;
@@ -105,7 +118,7 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   CaptureStats stats_;
   std::function<void(const storage::TransactionRecord&)> commit_listener_;
 
-  // Stream-thread state.
+  // Apply-thread state (see StreamConsumer for the threads).
   pgoutput::RelationCache relations_;  // current schema per relation (names, TOAST fill)
   // The change log's schema version per relation: the only numbering
   // changes are tagged with (storage owns it across restarts and replays).
@@ -113,12 +126,18 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   bool in_transaction_ = false;
   bool skipping_ = false;  // transaction already in the log (replay)
   storage::TransactionRecord current_;
+  // Reused for every change: the ChangeRecord is written as bytes straight
+  // from the decoded tuple, without a message object per change.
+  storage::ChangeRecordEncoder encoder_;
   std::vector<std::string> current_fences_;
   absl::Time last_sync_ = absl::InfinitePast();
   Lsn last_end_lsn_ = 0;   // end LSN of the last transaction received
   Lsn idle_lsn_ = 0;       // keepalive walEnd seen with no open transaction
 
   std::atomic<Lsn> written_lsn_{0};
+  // An idle keepalive position whose preceding transactions are all durable:
+  // safe to confirm (read by the stream's connection thread).
+  std::atomic<Lsn> idle_confirmable_lsn_{0};
 
   // Shared with waiting refreshes.
   absl::Mutex mu_;
@@ -126,8 +145,10 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   Lsn received_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // all commits below are in the log
 };
 
-// Converts a pgoutput tuple to stored datums.
-void ToDatums(const pgoutput::Tuple& tuple,
-              google::protobuf::RepeatedPtrField<storage::v1::Datum>* out);
+// Adds a pgoutput tuple's columns to a ChangeRecord being encoded, as its
+// old or new values (an unchanged TOAST column becomes UNCHANGED_TOAST; the
+// capture fills those in before).
+void EncodeOldValues(const pgoutput::Tuple& tuple, storage::ChangeRecordEncoder* out);
+void EncodeNewValues(const pgoutput::Tuple& tuple, storage::ChangeRecordEncoder* out);
 
 }  // namespace trickle::service

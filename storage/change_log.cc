@@ -22,6 +22,7 @@
 
 #include "absl/container/btree_map.h"
 #include "absl/container/btree_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -35,6 +36,7 @@
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "storage/change_encoding.h"
 #include "storage/change_log_keys.h"
 
 namespace trickle::storage {
@@ -48,8 +50,8 @@ constexpr char kChangesFamily[] = "changes";
 constexpr char kTransactionsFamily[] = "transactions";
 
 // Bumped when the byte format changes incompatibly; Open refuses other
-// versions rather than misreading them.
-constexpr char kFormatVersion[] = "1";
+// versions rather than misreading them. 2: change keys hold chunks.
+constexpr char kFormatVersion[] = "2";
 
 // How long a reopen after a storage error waits for readers to finish their
 // calls on the old instance before it gives up (and is retried later).
@@ -94,6 +96,17 @@ bool SameShape(const RelationSchema& a, const RelationSchema& b) {
 std::string ChangeKeyAfterLsn(Oid relation, Lsn commit_lsn) {
   if (commit_lsn == UINT64_MAX) return keys::ChangeKeyRelationEnd(relation);
   return keys::ChangeKeyLowerBound(relation, commit_lsn + 1);
+}
+
+// The changes family is written once, read by refreshes soon after and then
+// trimmed: the two upper levels, where recent changes live, are not
+// compressed (Snappy was the largest CPU cost of a flush, and of the whole
+// capture after the socket); data that outlives them (a backlog while
+// refreshes are paused) is compressed with LZ4.
+void SetChangesCompression(rocksdb::ColumnFamilyOptions* options) {
+  options->compression_per_level.assign(options->num_levels, rocksdb::kLZ4Compression);
+  options->compression_per_level[0] = rocksdb::kNoCompression;
+  options->compression_per_level[1] = rocksdb::kNoCompression;
 }
 
 std::string EncodeCount(uint64_t n) {
@@ -165,6 +178,7 @@ class RocksChangeLog final : public ChangeLog {
   absl::StatusOr<bool> BeginTransaction(Lsn commit_lsn, uint32_t xid,
                                         int64_t commit_time) override;
   absl::Status Append(Oid relation, const ChangeRecord& change) override;
+  absl::Status AppendEncoded(Oid relation, std::string_view change) override;
   absl::Status AddFenceToken(const std::string& token) override;
   absl::Status CommitTransaction(Lsn end_lsn) override;
   absl::Status AbortTransaction() override;
@@ -236,6 +250,12 @@ class RocksChangeLog final : public ChangeLog {
 
   // Writes the staged batch of the open transaction.
   absl::Status FlushStaged();
+  // The open chunk of `relation` in the open transaction (created empty).
+  ChangeChunkBuilder* ChunkFor(Oid relation);
+  // Moves a chunk (all non-empty chunks) of the open transaction into the
+  // staged batch, under its final key.
+  absl::Status StageChunk(Store& store, Oid relation, ChangeChunkBuilder& chunk);
+  absl::Status StageAllChunks(Store& store);
   // The instance the open transaction writes to; fails the transaction when
   // the database was reopened since it began.
   absl::StatusOr<std::shared_ptr<Store>> CurrentTransactionStore();
@@ -258,6 +278,13 @@ class RocksChangeLog final : public ChangeLog {
   uint32_t next_seq_ = 0;
   absl::btree_set<Oid> txn_relations_;
   bool txn_wrote_rows_ = false;  // some batch of txn_ reached (or tried) RocksDB
+  // The transaction's open chunk per relation; staged_ takes a chunk when it
+  // is full, when the batch is written, and at the commit.
+  absl::flat_hash_map<Oid, std::unique_ptr<ChangeChunkBuilder>> chunks_;
+  Oid last_relation_ = 0;                    // the relation of last_chunk_
+  ChangeChunkBuilder* last_chunk_ = nullptr;  // in chunks_; null when reset
+  size_t chunk_bytes_open_ = 0;              // bytes in chunks_
+  std::string chunk_key_;
   rocksdb::WriteBatch staged_;
   std::string value_buffer_;
   absl::Status txn_error_;
@@ -466,17 +493,25 @@ absl::StatusOr<std::shared_ptr<Store>> RocksChangeLog::OpenStore(bool read_only)
   db_options.max_bgerror_resume_count = 0;
   db_options.listeners.push_back(std::make_shared<TakeOverRecovery>(&needs_recovery_));
 
+  // Block checksums: XXH3 instead of the default CRC32C, which Debian's
+  // RocksDB (built for baseline x86-64, without SSE4.2) computes bytewise.
+  // Each file records its checksum type, so files of either kind read.
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.checksum = rocksdb::kXXH3;
   rocksdb::ColumnFamilyOptions meta_options;
   meta_options.write_buffer_size = std::max<size_t>(options_.memtable_bytes / 8, 1 << 20);
+  meta_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   rocksdb::ColumnFamilyOptions changes_options;
   changes_options.write_buffer_size = std::max<size_t>(options_.memtable_bytes / 4, 1 << 20);
+  changes_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+  SetChangesCompression(&changes_options);
   // ReadChanges looks up one transaction record per transaction it meets: a
   // bloom filter keeps those point reads cheap.
   rocksdb::ColumnFamilyOptions transactions_options;
   transactions_options.write_buffer_size = std::max<size_t>(options_.memtable_bytes / 8, 1 << 20);
-  rocksdb::BlockBasedTableOptions table_options;
-  table_options.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  transactions_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
+  rocksdb::BlockBasedTableOptions transactions_table = table_options;
+  transactions_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  transactions_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(transactions_table));
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, meta_options},
@@ -672,13 +707,16 @@ void RocksChangeLog::ResetTransaction() {
   next_seq_ = 0;
   txn_relations_.clear();
   txn_wrote_rows_ = false;
+  chunks_.clear();
+  last_chunk_ = nullptr;
+  chunk_bytes_open_ = 0;
   staged_.Clear();
   txn_error_ = absl::OkStatus();
   staged_bytes_.store(0);
 }
 
 void RocksChangeLog::NoteStaged() {
-  uint64_t n = staged_.GetDataSize();
+  uint64_t n = staged_.GetDataSize() + chunk_bytes_open_;
   staged_bytes_.store(n);
   if (n > peak_staged_bytes_.load()) peak_staged_bytes_.store(n);
 }
@@ -755,6 +793,17 @@ absl::StatusOr<bool> RocksChangeLog::BeginTransaction(Lsn commit_lsn, uint32_t x
 }
 
 absl::Status RocksChangeLog::Append(Oid relation, const ChangeRecord& change) {
+  if (state_ != TxnState::kOpen) return AppendEncoded(relation, {});  // reports the state
+  if (!change.SerializeToString(&value_buffer_)) {
+    return Invalid(absl::StatusCode::kInvalidArgument,
+                   absl::StrCat("change ", next_seq_, " of relation ", relation,
+                                " in transaction ", FormatLsn(txn_.commit_lsn()),
+                                " cannot be serialized (larger than 2 GiB?)"));
+  }
+  return AppendEncoded(relation, value_buffer_);
+}
+
+absl::Status RocksChangeLog::AppendEncoded(Oid relation, std::string_view change) {
   switch (state_) {
     case TxnState::kSkipping:
       return absl::OkStatus();
@@ -772,26 +821,61 @@ absl::Status RocksChangeLog::Append(Oid relation, const ChangeRecord& change) {
                    absl::StrCat("transaction ", FormatLsn(txn_.commit_lsn()),
                                 " has more than 2^32-1 changes"));
   }
-  if (!change.SerializeToString(&value_buffer_)) {
-    return Invalid(absl::StatusCode::kInvalidArgument,
-                   absl::StrCat("change ", next_seq_, " of relation ", relation,
-                                " in transaction ", FormatLsn(txn_.commit_lsn()),
-                                " cannot be serialized (larger than 2 GiB?)"));
+  ChangeChunkBuilder* chunk = ChunkFor(relation);
+  const size_t before = chunk->size();
+  chunk->Add(next_seq_, change);
+  chunk_bytes_open_ += chunk->size() - before;
+  ++next_seq_;
+  NoteStaged();
+  if (staged_.GetDataSize() + chunk_bytes_open_ >= options_.batch_bytes) {
+    TRICKLE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, UseStore());
+    TRICKLE_RETURN_IF_ERROR(StageAllChunks(*store));
+    return FlushStaged();
   }
+  if (chunk->size() >= options_.chunk_bytes) {
+    TRICKLE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, UseStore());
+    return StageChunk(*store, relation, *chunk);
+  }
+  return absl::OkStatus();
+}
+
+ChangeChunkBuilder* RocksChangeLog::ChunkFor(Oid relation) {
+  if (last_chunk_ != nullptr && last_relation_ == relation) return last_chunk_;
+  std::unique_ptr<ChangeChunkBuilder>& chunk = chunks_[relation];
+  if (chunk == nullptr) {
+    chunk = std::make_unique<ChangeChunkBuilder>();
+    txn_relations_.insert(relation);
+  }
+  last_relation_ = relation;
+  last_chunk_ = chunk.get();
+  return last_chunk_;
+}
+
+absl::Status RocksChangeLog::StageChunk(Store& store, Oid relation, ChangeChunkBuilder& chunk) {
+  if (chunk.empty()) return absl::OkStatus();
+  chunk_key_ = keys::ChangeKey(relation, txn_.commit_lsn(), chunk.first_sequence());
+  rocksdb::Slice key(chunk_key_);
+  rocksdb::Slice value[2] = {rocksdb::Slice(chunk.Head()), rocksdb::Slice(chunk.body())};
   // The batch stores the family's ID, not the handle: it stays valid for a
   // reopened instance too.
-  TRICKLE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, UseStore());
-  rocksdb::Status s = staged_.Put(
-      store->changes, keys::ChangeKey(relation, txn_.commit_lsn(), next_seq_), value_buffer_);
+  rocksdb::Status s =
+      staged_.Put(store.changes, rocksdb::SliceParts(&key, 1), rocksdb::SliceParts(value, 2));
   if (!s.ok()) {
-    return Error(s, absl::StrCat("staging change ", next_seq_, " of transaction ",
+    return Error(s, absl::StrCat("staging the changes of relation ", relation, " from ",
+                                 chunk.first_sequence(), " in transaction ",
                                  FormatLsn(txn_.commit_lsn())),
-                 "the change is too large for a RocksDB write batch");
+                 "a change is too large for a RocksDB write batch");
   }
-  ++next_seq_;
-  txn_relations_.insert(relation);
+  chunk_bytes_open_ -= chunk.size();
+  chunk.Clear();
   NoteStaged();
-  if (staged_.GetDataSize() >= options_.batch_bytes) return FlushStaged();
+  return absl::OkStatus();
+}
+
+absl::Status RocksChangeLog::StageAllChunks(Store& store) {
+  for (auto& [relation, chunk] : chunks_) {
+    TRICKLE_RETURN_IF_ERROR(StageChunk(store, relation, *chunk));
+  }
   return absl::OkStatus();
 }
 
@@ -864,6 +948,7 @@ absl::Status RocksChangeLog::CommitTransaction(Lsn end_lsn) {
   }
   txn_wrote_rows_ = true;
   TRICKLE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, CurrentTransactionStore());
+  TRICKLE_RETURN_IF_ERROR(StageAllChunks(*store));
   txn_.set_end_lsn(end_lsn);
   txn_.set_change_count(next_seq_);
   txn_.clear_relation_oids();
@@ -1073,6 +1158,7 @@ absl::Status RocksChangeLog::ReadChanges(
   rocksdb::ReadOptions point_ro;
   point_ro.snapshot = snapshot;
   TransactionRecord txn;
+  ChangeChunkReader chunk;
   ChangeRecord change;
   std::string value;
   it->Seek(keys::ChangeKeyLowerBound(relation, from));
@@ -1110,19 +1196,39 @@ absl::Status RocksChangeLog::ReadChanges(
     }
     if (parts->seq >= txn.change_count()) {
       // Beyond the committed transaction's last change: stale rows of an
-      // earlier attempt. Sequences are sorted, so the rest of the LSN is too.
+      // earlier attempt. Sequences are sorted, so the rest of the LSN is too
+      // (a chunk's first sequence is its key's).
       if (parts->commit_lsn == UINT64_MAX) break;
       it->Seek(ChangeKeyAfterLsn(relation, parts->commit_lsn));
       continue;
     }
-    change.Clear();
-    if (!change.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+    if (!chunk.Reset(it->value().ToStringView(), parts->seq)) {
       return Invalid(absl::StatusCode::kDataLoss,
-                     absl::StrCat("change ", parts->seq, " of relation ", relation,
-                                  " in transaction ", FormatLsn(parts->commit_lsn),
+                     absl::StrCat("the chunk of changes from ", parts->seq, " of relation ",
+                                  relation, " in transaction ", FormatLsn(parts->commit_lsn),
                                   " is malformed"));
     }
-    TRICKLE_RETURN_IF_ERROR(fn(LoggedChange{&txn, parts->seq, &change}));
+    bool past_count = false;
+    uint32_t seq;
+    std::string_view bytes;
+    while (chunk.Next(&seq, &bytes)) {
+      if (seq >= txn.change_count()) {
+        past_count = true;  // as above, from inside the chunk
+        break;
+      }
+      change.Clear();
+      if (!change.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return Invalid(absl::StatusCode::kDataLoss,
+                       absl::StrCat("change ", seq, " of relation ", relation, " in transaction ",
+                                    FormatLsn(parts->commit_lsn), " is malformed"));
+      }
+      TRICKLE_RETURN_IF_ERROR(fn(LoggedChange{&txn, seq, &change}));
+    }
+    if (past_count) {
+      if (parts->commit_lsn == UINT64_MAX) break;
+      it->Seek(ChangeKeyAfterLsn(relation, parts->commit_lsn));
+      continue;
+    }
     it->Next();
   }
   if (!it->status().ok()) {
@@ -1280,6 +1386,15 @@ absl::StatusOr<std::optional<std::string>> RocksChangeLog::GetProgress(
 }
 
 }  // namespace
+
+absl::Status ChangeLog::AppendEncoded(Oid relation, std::string_view change) {
+  ChangeRecord record;
+  if (!record.ParseFromArray(change.data(), static_cast<int>(change.size()))) {
+    return absl::InvalidArgumentError(absl::StrCat("change log: a change of relation ", relation,
+                                                   " is not a serialized ChangeRecord"));
+  }
+  return Append(relation, record);
+}
 
 absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOptions& options) {
   auto log = std::make_unique<RocksChangeLog>(options);

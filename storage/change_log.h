@@ -8,8 +8,9 @@
 //  * durable_lsn() never passes what is synced to disk; the capture reports
 //    nothing beyond it to PostgreSQL as flushed.
 //  * Memory stays bounded for huge transactions: changes are written in
-//    batches as they arrive, under their final keys; they become visible only
-//    with the commit record.
+//    batches as they arrive, under their final keys (chunks of one
+//    relation's consecutive changes); they become visible only with the
+//    commit record.
 //  * A failed write or sync never advances high_water_lsn() or durable_lsn():
 //    the capture reconnects, PostgreSQL sends the transaction again, and
 //    BeginTransaction accepts it again. The object stays usable: the next
@@ -24,6 +25,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -48,6 +50,11 @@ struct ChangeLogOptions {
   // Flush staged changes of an open transaction to RocksDB once they reach
   // this many bytes (bounds memory for huge transactions). Default 4 MiB.
   size_t batch_bytes = 4 << 20;
+  // A relation's changes within a transaction are stored in chunks (one key
+  // per chunk); a chunk is closed once it holds this many bytes. Larger
+  // chunks mean fewer keys to write, flush and compact. Default 64 KiB.
+  // Fixed at Open; a log holds chunks of any size.
+  size_t chunk_bytes = 64 << 10;
   // For fault-injection tests: the Env RocksDB uses. Not owned; must outlive
   // the ChangeLog. Default: rocksdb::Env::Default().
   rocksdb::Env* env = nullptr;
@@ -82,7 +89,9 @@ class ChangeLog {
   static absl::StatusOr<std::unique_ptr<ChangeLog>> Open(const ChangeLogOptions& options);
   virtual ~ChangeLog() = default;
 
-  // ---- Writer side: one thread (the capture) calls these, in stream order.
+  // ---- Writer side: one thread at a time (the capture) calls these, in
+  // stream order, with a happens-before edge between threads (the stream's
+  // apply thread, then at a disconnect its connection thread after a join).
   //
   // A transaction is Begin, any number of Append/AddFenceToken, then Commit or
   // Abort. After a write of the open transaction failed, Append, AddFenceToken
@@ -102,6 +111,12 @@ class ChangeLog {
   // Appends one change of `relation` to the open transaction. May write a
   // batch of the transaction's changes to RocksDB (invisible until Commit).
   virtual absl::Status Append(Oid relation, const ChangeRecord& change) = 0;
+  // The same, with the change already serialized (ChangeRecord wire format,
+  // e.g. from ChangeRecordEncoder in change_encoding.h): the capture's path,
+  // which builds no message per change. The RocksDB log stores the bytes as
+  // given; readers parse them as a ChangeRecord. The default (for wrappers
+  // that forward Append) parses them and calls Append.
+  virtual absl::Status AppendEncoded(Oid relation, std::string_view change);
   // Records a trickle.fence token carried by the open transaction.
   virtual absl::Status AddFenceToken(const std::string& token) = 0;
   // Writes the commit record; the transaction becomes visible to readers.

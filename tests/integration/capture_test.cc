@@ -1,6 +1,7 @@
 // The capture pipeline end to end on a real PostgreSQL 15: slot -> pgoutput
 // -> decoder -> change log. Expected values come from the database itself
 // (each column's text form read back with SQL), never from hand-typed rows.
+#include <atomic>
 #include <map>
 #include <thread>
 
@@ -209,6 +210,71 @@ TEST(CaptureTest, LostConnectionReconnectsWithoutLossOrDuplicates) {
   }
   std::vector<int> expected(400);
   for (int i = 0; i < 400; ++i) expected[i] = i + 1;
+  EXPECT_EQ(ids, expected);
+}
+
+// Passes everything to the capture but fails one XLogData, as a storage
+// error would: the stream must drop the connection (dropping what is still
+// queued), the capture forget the partial transaction, and the server send it
+// again.
+class FailOnceConsumer : public pgoutput::StreamConsumer {
+ public:
+  FailOnceConsumer(service::Capture* capture, int fail_at) : capture_(capture), fail_at_(fail_at) {}
+  absl::Status OnXLogData(Lsn wal_start, Lsn wal_end, std::string_view payload) override {
+    if (++messages_ == fail_at_) {
+      failed_ = true;
+      return absl::UnavailableError("injected failure");
+    }
+    return capture_->OnXLogData(wal_start, wal_end, payload);
+  }
+  void OnKeepalive(Lsn wal_end) override { capture_->OnKeepalive(wal_end); }
+  absl::Status OnIdle(bool stopping) override { return capture_->OnIdle(stopping); }
+  Lsn WrittenLsn() override { return capture_->WrittenLsn(); }
+  Lsn FlushedLsn() override { return capture_->FlushedLsn(); }
+  void OnDisconnect() override { capture_->OnDisconnect(); }
+  void OnStreaming() override { capture_->OnStreaming(); }
+  bool failed() const { return failed_.load(); }
+
+ private:
+  service::Capture* capture_;
+  const int fail_at_;
+  int messages_ = 0;  // apply thread only
+  std::atomic<bool> failed_{false};
+};
+
+TEST(CaptureTest, ConsumerFailureMidTransactionReceivesItAgainWithoutDuplicates) {
+  CaptureRunner runner("fail");
+  PgConnection& sql = runner.sql();
+  ASSERT_TRUE(sql.Exec("CREATE TABLE cap_fail (id int PRIMARY KEY)").ok());
+  runner.Publish({"cap_fail"});
+  // Both transactions are committed before streaming starts, so the failure
+  // hits a queue full of messages, in the middle of the first one.
+  ASSERT_TRUE(sql.Exec("INSERT INTO cap_fail SELECT g FROM generate_series(1, 3000) g").ok());
+  ASSERT_TRUE(sql.Exec("INSERT INTO cap_fail SELECT g FROM generate_series(3001, 4000) g").ok());
+
+  FailOnceConsumer consumer(&runner.capture(), /*fail_at=*/1500);
+  pgoutput::ReplicationOptions options;
+  options.dsn = TestPostgres().Dsn();
+  options.slot_name = runner.slot();
+  options.publication_name = runner.publication();
+  options.status_interval = absl::Milliseconds(200);
+  options.reconnect_min = absl::Milliseconds(10);
+  pgoutput::ReplicationStream stream(options, &consumer);
+  std::atomic<bool> stop{false};
+  std::thread thread([&] { EXPECT_TRUE(stream.Run(stop).ok()); });
+  runner.Sync();
+  stop = true;
+  thread.join();
+  ASSERT_TRUE(runner.log().Sync().ok());
+
+  EXPECT_TRUE(consumer.failed());
+  EXPECT_GE(stream.stats().connects.load(), 2u);
+  std::vector<int> ids;
+  for (const LoggedRow& row : runner.Rows("cap_fail")) {
+    ids.push_back(std::stoi(*Values(row.change.new_values())[0]));
+  }
+  std::vector<int> expected(4000);
+  for (int i = 0; i < 4000; ++i) expected[i] = i + 1;
   EXPECT_EQ(ids, expected);
 }
 

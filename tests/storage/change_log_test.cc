@@ -13,6 +13,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
+#include "storage/change_encoding.h"
 #include "storage/change_log_keys.h"
 #include "tests/storage/change_log_test_util.h"
 
@@ -112,6 +113,36 @@ TEST_F(ChangeLogTest, ReadsOneRelationInCommitOrderAcrossTransactions) {
   ASSERT_THAT(*middle, SizeIs(1));
   EXPECT_EQ((*middle)[0].commit_lsn(), 0x200u);
   EXPECT_EQ(log->high_water_lsn(), 0x300u);
+}
+
+TEST_F(ChangeLogTest, ChunksKeepEachRelationsChangesInOrderAcrossChunkAndBatchCuts) {
+  // Tiny chunks and batches: each relation's changes are cut into many
+  // chunks, and batches are written while other relations' chunks are open.
+  ChangeLogOptions options;
+  options.path = dir_.path();
+  options.chunk_bytes = 40;
+  options.batch_bytes = 300;
+  auto opened = ChangeLog::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ChangeLog& log = **opened;
+  std::vector<std::pair<Oid, std::string>> changes;
+  std::vector<SeenChange> orders, items;
+  for (uint32_t seq = 0; seq < 200; ++seq) {
+    // orders, items, orders, orders, items, ...: runs of different lengths.
+    Oid relation = (seq % 3 == 1) ? kItems : kOrders;
+    std::string value = absl::StrCat(relation == kOrders ? "o" : "i", seq);
+    changes.push_back({relation, value});
+    (relation == kOrders ? orders : items).push_back(Ins(0x100, seq, value));
+  }
+  ASSERT_TRUE(WriteTransaction(log, 0x100, changes).ok());
+  ASSERT_TRUE(WriteTransaction(log, 0x200, {{kItems, "last"}}).ok());
+  items.push_back(Ins(0x200, 0, "last"));
+  EXPECT_EQ(ReadAll(log, kOrders), orders);
+  EXPECT_EQ(ReadAll(log, kItems), items);
+  EXPECT_EQ(ReadAll(log, kItems, 0x101), std::vector<SeenChange>{Ins(0x200, 0, "last")});
+  opened->reset();
+  // Several changes per key, several keys per relation.
+  EXPECT_EQ(CountRawChangeRows(dir_.path()), 201u);
 }
 
 TEST_F(ChangeLogTest, ReaderSeesTransactionRecordAndChangePayload) {
@@ -306,11 +337,16 @@ TEST_F(ChangeLogTest, ReadChangesSkipsRowsWithoutCommitRecord) {
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* raw = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), dir_.path(), families, &handles, &raw).ok());
+    auto chunk_of = [](uint32_t seq, const std::string& value) {
+      ChangeChunkBuilder chunk;
+      chunk.Add(seq, Insert(value).SerializeAsString());
+      return chunk.Head() + chunk.body();
+    };
     ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[1], keys::ChangeKey(kOrders, 0x150, 0),
-                         Insert("ghost").SerializeAsString())
+                         chunk_of(0, "ghost"))
                     .ok());
     ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[1], keys::ChangeKey(kOrders, 0x200, 7),
-                         Insert("stale").SerializeAsString())
+                         chunk_of(7, "stale"))
                     .ok());
     for (auto* h : handles) ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
     delete raw;
@@ -512,7 +548,7 @@ TEST_F(ChangeLogTest, OpenRefusesAnotherFormatVersion) {
   auto log = ChangeLog::Open(options);
   ASSERT_FALSE(log.ok());
   EXPECT_EQ(log.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(log.status().message(), HasSubstr("format version \"9\" is not the supported \"1\""));
+  EXPECT_THAT(log.status().message(), HasSubstr("format version \"9\" is not the supported \"2\""));
 }
 
 TEST_F(ChangeLogTest, OpenFailsClearlyWhenTheDirectoryIsLocked) {

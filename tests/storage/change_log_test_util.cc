@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "rocksdb/db.h"
+#include "storage/change_encoding.h"
 #include "storage/change_log_keys.h"
 
 namespace trickle::storage::testing {
@@ -90,6 +91,7 @@ uint64_t CountRawChangeRows(const std::string& path, std::optional<Oid> relation
   std::unique_ptr<rocksdb::DB> db(raw);
   uint64_t n = 0;
   {
+    ChangeChunkReader chunk;
     std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[1]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       auto parts = keys::ParseChangeKey(it->key().ToStringView());
@@ -97,7 +99,8 @@ uint64_t CountRawChangeRows(const std::string& path, std::optional<Oid> relation
       if (!parts) continue;
       if (relation && parts->relation != *relation) continue;
       if (parts->commit_lsn < from) continue;
-      ++n;
+      EXPECT_TRUE(chunk.Reset(it->value().ToStringView(), parts->seq));
+      n += chunk.size();
     }
     EXPECT_TRUE(it->status().ok()) << it->status().ToString();
   }

@@ -47,9 +47,9 @@ std::vector<SeenChange> ReadAll(const ChangeLog& log, Oid relation, Lsn from = 0
 absl::Status WriteTransaction(ChangeLog& log, Lsn commit_lsn,
                               const std::vector<std::pair<Oid, std::string>>& changes);
 
-// Opens the database of a closed change log read-only and counts the keys in
-// its "changes" column family (of `relation`, when given, with
-// commit_lsn >= from).
+// Opens the database of a closed change log read-only and counts the changes
+// stored in its "changes" column family (of `relation`, when given, with
+// commit_lsn >= from), decoding the chunks.
 uint64_t CountRawChangeRows(const std::string& path, std::optional<Oid> relation = std::nullopt,
                             Lsn from = 0);
 
