@@ -83,6 +83,8 @@ constexpr const char* kEnvFlags[] = {"dsn",           "slot_name",        "publi
                                      "data_dir",      "log_level",        "create_missing",
                                      "set_replica_identity", "protocol_version",
                                      "status_interval", "sync_interval",
+                                     "max_parallel_workers", "max_consecutive_failures",
+                                     "debounce",
                                      "grpc_address",  "http_address",     "auth_token_file"};
 
 // The admin RPC's token: from the file, or TRICKLE_AUTH_TOKEN (not both).
