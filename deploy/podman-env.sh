@@ -4,7 +4,7 @@
 # buildah and debootstrap when missing (Debian; as root or with sudo).
 _deploy_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 _missing=()
-for _p in podman buildah debootstrap runc uidmap containernetworking-plugins; do
+for _p in podman buildah debootstrap runc catatonit uidmap containernetworking-plugins; do
   dpkg-query -W -f='${Status}' "$_p" 2>/dev/null | grep -q "install ok installed" || _missing+=("$_p")
 done
 if [ ${#_missing[@]} -gt 0 ]; then

@@ -13,6 +13,7 @@ that names the problem.
 """
 import argparse
 import base64
+import json
 import os
 import re
 import subprocess
@@ -279,15 +280,42 @@ def case_rejects(tools, _values):
     rejected("database: {dsn: x}\nconfig: {slotName: Bad-Name}\n", ["config.slotName"], "an invalid slot name")
 
 
-def case_alerts_copy(_tools, _values):
+OPAQUE = {"resources", "podSecurityContext", "securityContext", "livenessProbe", "readinessProbe",
+          "startupProbe", "persistence.retentionPolicy"}
+
+
+def value_paths(v, prefix=""):
+    """The chart's values as dotted paths, stopping at Kubernetes objects."""
+    if isinstance(v, dict) and v and prefix not in OPAQUE:
+        for k, x in v.items():
+            yield from value_paths(x, f"{prefix}.{k}" if prefix else k)
+    else:
+        yield prefix
+
+
+def case_consistency(_tools, _values):
     a = open(os.path.join(ROOT, "monitoring", "prometheus", "trickle-alerts.yml"), "rb").read()
     b = open(os.path.join(CHART, "files", "trickle-alerts.yml"), "rb").read()
-    check(a == b, "alerts-copy: charts/trickle/files/trickle-alerts.yml is identical to monitoring/prometheus/"
+    check(a == b, "consistency: charts/trickle/files/trickle-alerts.yml is identical to monitoring/prometheus/"
           "trickle-alerts.yml (copy it over after changing the rules)")
+    readme = open(os.path.join(CHART, "README.md")).read()
+    values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
+    undocumented = [p for p in value_paths(values) if f"`{p}`" not in readme]
+    check(not undocumented, f"consistency: the chart README documents every value (missing: {undocumented})")
+    schema = json.load(open(os.path.join(CHART, "values.schema.json")))
+    def in_schema(path):
+        node = schema
+        for k in path.split("."):
+            node = node.get("properties", {}).get(k)
+            if node is None:
+                return False
+        return True
+    unschemed = [p for p in value_paths(values) if not in_schema(p)]
+    check(not unschemed, f"consistency: values.schema.json describes every value (missing: {unschemed})")
     r = subprocess.run(["yamllint", "-c", os.path.join(HERE, "yamllint.yaml"), CHART + "/values.yaml",
                         CHART + "/Chart.yaml", os.path.join(HERE, "values")], capture_output=True, text=True)
     print(r.stdout, end="")
-    check(r.returncode == 0, "alerts-copy: yamllint passes values.yaml, Chart.yaml and the test value sets")
+    check(r.returncode == 0, "consistency: yamllint passes values.yaml, Chart.yaml and the test value sets")
 
 
 CASES = {
@@ -296,7 +324,7 @@ CASES = {
     "existing-secret": case_existing_secret,
     "custom": case_custom,
     "rejects": case_rejects,
-    "alerts-copy": case_alerts_copy,
+    "consistency": case_consistency,
 }
 
 if __name__ == "__main__":
