@@ -3,12 +3,17 @@
 runs: the StatefulSet's pod (named STS-0, as Kubernetes names it), a
 PersistentVolumeClaim per volumeClaimTemplate (a podman named volume), and
 the ConfigMaps. Kubernetes objects podman has no use for (Services,
-ServiceAccount, monitoring) are left out. Two substitutions, both because
-of podman, not the chart:
+ServiceAccount, monitoring) are left out. Substitutions, all because of
+podman, not the chart:
   - env from a Secret (secretKeyRef) gets the Secret's value inline: podman
     4.3's kube play stores a Secret it is given but cannot read it back;
+  - pod annotations longer than 63 characters (the checksum/* ones) are
+    left out: podman 4.3 holds annotation values to the label length limit;
   - the pod uses the host's network, so the test reaches trickled and
-    trickled reaches the test PostgreSQL on loopback.
+    trickled reaches the test PostgreSQL on loopback; podman 4.3 turns
+    containerPorts into port mappings, which the host's network refuses,
+    so they are left out (with the host's network there is nothing to map,
+    and the probes name ports by number).
 
   kube_play.py RENDERED.yaml > PLAY.yaml
 """
@@ -36,6 +41,11 @@ def main(path):
                         "metadata": {"name": claim}, "spec": vct["spec"]})
             volumes.append({"name": vct["metadata"]["name"], "persistentVolumeClaim": {"claimName": claim}})
         for c in spec["containers"]:
+            ports = {p["name"]: p["containerPort"] for p in c.pop("ports", [])}
+            for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+                get = c.get(probe, {}).get("httpGet")
+                if get and get.get("port") in ports:
+                    get["port"] = ports[get["port"]]
             for e in c.get("env", []):
                 ref = e.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
@@ -44,7 +54,8 @@ def main(path):
                     e["value"] = base64.b64decode(data).decode()
         out.append({"apiVersion": "v1", "kind": "Pod",
                     "metadata": {"name": name, "labels": tmpl["metadata"].get("labels", {}),
-                                 "annotations": tmpl["metadata"].get("annotations", {})},
+                                 "annotations": {k: v for k, v in tmpl["metadata"].get("annotations", {}).items()
+                                                 if len(str(v)) <= 63}},
                     "spec": spec})
     yaml.safe_dump_all(out, sys.stdout, sort_keys=False)
 
