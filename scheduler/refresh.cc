@@ -160,10 +160,94 @@ absl::StatusOr<RefreshResult> Refresher::Refresh(PgConnection& conn, const Strea
                                      std::string(snap->Get(0, 1)));
   if (!result.ok() || !result->committed) {
     (void)conn.Exec("ROLLBACK");
+    EndDeltaTableTransaction(/*committed=*/false);
     return result;
   }
-  TRICKLE_RETURN_IF_ERROR(conn.Exec("COMMIT").status());
+  absl::Status committed = conn.Exec("COMMIT").status();
+  EndDeltaTableTransaction(committed.ok());
+  TRICKLE_RETURN_IF_ERROR(committed);
   return result;
+}
+
+absl::StatusOr<bool> Refresher::HasPendingChanges(const StreamTable& st, const Frontier& frontier) {
+  TRICKLE_ASSIGN_OR_RETURN(std::vector<storage::v1::TransactionRecord> logged,
+                           log_->ReadTransactions(LowestNeeded(frontier), ~Lsn{0}));
+  for (const auto& t : logged) {
+    bool applied = t.commit_lsn() < frontier.lsn &&
+                   !std::binary_search(frontier.exceptions.begin(), frontier.exceptions.end(),
+                                       t.commit_lsn());
+    if (applied) continue;
+    for (const auto& s : st.plan.sources) {
+      if (Touches(t, s.oid)) return true;
+    }
+  }
+  return false;
+}
+
+namespace {
+// The session-long form of a delta table's DDL: ON COMMIT DELETE ROWS
+// instead of the plan's ON COMMIT DROP. Empty when the DDL does not end as
+// expected (then the table is created per transaction, as the plan says).
+std::string SessionDeltaTableDdl(const std::string& ddl) {
+  constexpr absl::string_view kDrop = " ON COMMIT DROP";
+  if (!absl::EndsWith(ddl, kDrop)) return "";
+  return absl::StrCat(ddl.substr(0, ddl.size() - kDrop.size()), " ON COMMIT DELETE ROWS");
+}
+}  // namespace
+
+absl::Status Refresher::LoadDeltaTables(PgConnection& conn, const StreamTable& st,
+                                        const std::vector<SourceDelta>& deltas) {
+  if (conn.raw() != session_ || conn.BackendPid() != session_pid_) {
+    session_ = conn.raw();
+    session_pid_ = conn.BackendPid();
+    session_delta_tables_.clear();
+  }
+  for (size_t i = 0; i < st.plan.sources.size(); ++i) {
+    const delta::SourceRelation& source = st.plan.sources[i];
+    std::string ddl = SessionDeltaTableDdl(source.delta_table_ddl);
+    bool created = false;
+    if (ddl.empty()) {
+      TRICKLE_RETURN_IF_ERROR(conn.Exec(source.delta_table_ddl).status());
+      created = true;
+    } else {
+      auto it = session_delta_tables_.find(source.delta_table);
+      if (it == session_delta_tables_.end() || it->second != ddl) {
+        if (it != session_delta_tables_.end()) {
+          // Another shape (the source's columns changed): replace it. Always
+          // in pg_temp, never a permanent table of the same name.
+          std::string name = source.delta_table.find('.') != std::string::npos
+                                 ? source.delta_table
+                                 : absl::StrCat("pg_temp.", source.delta_table);
+          TRICKLE_RETURN_IF_ERROR(conn.Exec(absl::StrCat("DROP TABLE ", name)).status());
+        }
+        TRICKLE_RETURN_IF_ERROR(conn.Exec(ddl).status());
+        created_delta_tables_.emplace_back(source.delta_table, ddl);
+        created = true;
+      }
+    }
+    // An empty delta needs neither COPY nor ANALYZE: the table is empty at
+    // the start of every transaction, and once analyzed the planner reads
+    // its actual (zero) size. A new table is analyzed once even if empty.
+    if (deltas[i].rows > 0) {
+      TRICKLE_RETURN_IF_ERROR(
+          conn.CopyIn(absl::StrCat("COPY ", source.delta_table, " FROM STDIN"), deltas[i].copy_data));
+    }
+    if (deltas[i].rows > 0 || created) {
+      TRICKLE_RETURN_IF_ERROR(conn.Exec(absl::StrCat("ANALYZE ", source.delta_table)).status());
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Refresher::EndDeltaTableTransaction(bool committed) {
+  if (committed) {
+    for (auto& [name, ddl] : created_delta_tables_) session_delta_tables_[name] = std::move(ddl);
+  } else {
+    // Rolled back: the tables it created are gone (and a table it dropped
+    // is back, but forgetting it only costs a DROP and CREATE next time).
+    for (const auto& [name, ddl] : created_delta_tables_) session_delta_tables_.erase(name);
+  }
+  created_delta_tables_.clear();
 }
 
 absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn,
@@ -199,9 +283,17 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
   else if (locked.Get(0, 1) == "t") reason = "reinitialize";
   else if (full) reason = st.plan.full_refresh_reason.empty() ? "mode FULL" : st.plan.full_refresh_reason;
 
+  Frontier base = frontier.value_or(Frontier{});
+  if (!forced_full && hooks != nullptr && hooks->scheduled) {
+    TRICKLE_ASSIGN_OR_RETURN(bool pending, HasPendingChanges(st, base));
+    if (!pending) {
+      RefreshResult nothing;
+      nothing.frontier = base;
+      return nothing;  // no fence, no write
+    }
+  }
   TRICKLE_ASSIGN_OR_RETURN(Lsn fence, fence_());
 
-  Frontier base = frontier.value_or(Frontier{});
   TRICKLE_ASSIGN_OR_RETURN(std::vector<storage::v1::TransactionRecord> logged,
                            log_->ReadTransactions(LowestNeeded(base), fence));
   // Only transactions that touch this stream table's sources matter.
@@ -246,15 +338,7 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
                                            " delta rows of ", selection.apply.size(),
                                            " transactions discarded without applying");
     } else if (!full) {
-      for (size_t i = 0; i < st.plan.sources.size(); ++i) {
-        const delta::SourceRelation& source = st.plan.sources[i];
-        TRICKLE_RETURN_IF_ERROR(conn.Exec(source.delta_table_ddl).status());
-        if (deltas[i].rows > 0) {
-          TRICKLE_RETURN_IF_ERROR(conn.CopyIn(absl::StrCat("COPY ", source.delta_table, " FROM STDIN"),
-                                              deltas[i].copy_data));
-        }
-        TRICKLE_RETURN_IF_ERROR(conn.Exec(absl::StrCat("ANALYZE ", source.delta_table)).status());
-      }
+      TRICKLE_RETURN_IF_ERROR(LoadDeltaTables(conn, st, deltas));
       TRICKLE_ASSIGN_OR_RETURN(PgResult merged, conn.Exec(st.plan.merge_sql));
       result.history.rows_affected = merged.AffectedRows();
       result.history.action = "DIFFERENTIAL";
@@ -348,18 +432,11 @@ absl::Status Refresher::StageDelta(
           "a source of ", st.row.QualifiedName(),
           " was truncated: its next refresh is FULL, so there is no delta to analyze"));
     }
-    for (size_t i = 0; i < st.plan.sources.size(); ++i) {
-      const delta::SourceRelation& source = st.plan.sources[i];
-      TRICKLE_RETURN_IF_ERROR(conn.Exec(source.delta_table_ddl).status());
-      if (deltas[i].rows > 0) {
-        TRICKLE_RETURN_IF_ERROR(
-            conn.CopyIn(absl::StrCat("COPY ", source.delta_table, " FROM STDIN"), deltas[i].copy_data));
-      }
-      TRICKLE_RETURN_IF_ERROR(conn.Exec(absl::StrCat("ANALYZE ", source.delta_table)).status());
-    }
+    TRICKLE_RETURN_IF_ERROR(LoadDeltaTables(conn, st, deltas));
     return inspect(conn, staged);
   }();
   (void)conn.Exec("ROLLBACK");
+  EndDeltaTableTransaction(/*committed=*/false);
   return status;
 }
 

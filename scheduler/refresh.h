@@ -57,6 +57,12 @@ struct RefreshHooks {
   // Fuse reset "skip_changes": advance the frontier past the delta without
   // applying it (history action SKIPPED).
   bool skip_changes = false;
+  // A scheduled refresh: when the log holds nothing for the sources beyond
+  // the frontier, it returns at once (nothing to do) without emitting a
+  // fence. Safe because a change still on its way to the log makes the
+  // stream table due again when it arrives. A manual refresh (false) always
+  // fences, so that it applies everything committed before it started.
+  bool scheduled = false;
 };
 
 // A stream table as the refresher needs it: its catalog row and its plan.
@@ -107,11 +113,32 @@ class Refresher {
                                               const std::vector<storage::v1::TransactionRecord>& txns,
                                               bool* truncated);
   absl::StatusOr<std::vector<int>> ColumnMap(const delta::SourceRelation& source, uint32_t version);
+  // Whether the log holds a transaction on `st`'s sources that `frontier`
+  // has not applied (the check before a fence: without one, nothing to do).
+  absl::StatusOr<bool> HasPendingChanges(const StreamTable& st, const Frontier& frontier);
+  // Makes the plan's delta tables exist, empty, in this session and fills
+  // them (COPY, ANALYZE) with `deltas`. See session_delta_tables_.
+  absl::Status LoadDeltaTables(PgConnection& conn, const StreamTable& st,
+                               const std::vector<SourceDelta>& deltas);
+  // After the transaction: keeps (committed) or forgets (rolled back) the
+  // delta tables it created.
+  void EndDeltaTableTransaction(bool committed);
 
   storage::ChangeLog* log_;  // not owned
   FenceFn fence_;
   // (relation oid, schema version) -> index in the logged tuple of each plan column.
   absl::flat_hash_map<std::pair<uint32_t, uint32_t>, std::vector<int>> column_maps_;
+
+  // Delta tables are temp tables created once per session (ON COMMIT DELETE
+  // ROWS, so empty at the start of every transaction), not per refresh: a
+  // CREATE and a DROP per source and refresh cost ~2 ms and catalog churn.
+  // The session they live in (a reconnect starts a new one, with none):
+  const PGconn* session_ = nullptr;
+  int session_pid_ = 0;
+  // Delta table name -> the CREATE that made it, committed in this session.
+  absl::flat_hash_map<std::string, std::string> session_delta_tables_;
+  // Created (or re-created) by the open transaction; kept only if it commits.
+  std::vector<std::pair<std::string, std::string>> created_delta_tables_;
 };
 
 // A source's columns changed since the plan was built: the stream table

@@ -589,7 +589,11 @@ absl::Status StreamTableManager::TrimLog() {
     auto it = lowest.find(r.relation_oid());
     // Nobody reads it any more: everything stored can go.
     Lsn below = it == lowest.end() ? log_->high_water_lsn() + 1 : it->second;
-    if (below > 0) TRICKLE_RETURN_IF_ERROR(log_->Trim(r.relation_oid(), below));
+    // Only points that moved: most rounds move few of them.
+    Lsn& trimmed = trimmed_below_[r.relation_oid()];
+    if (below <= trimmed) continue;
+    TRICKLE_RETURN_IF_ERROR(log_->Trim(r.relation_oid(), below));
+    trimmed = below;
   }
   return absl::OkStatus();
 }
@@ -707,6 +711,7 @@ StreamTableManager::Outcome StreamTableManager::RunOnWorker(Worker& worker, cons
   if (options_.injected_refresh_delay > absl::ZeroDuration()) absl::SleepFor(options_.injected_refresh_delay);
   int64_t blown_rows = 0;
   RefreshHooks hooks = MakeHooks(table.row, c, &blown_rows);
+  hooks.scheduled = true;  // nothing logged for it: no fence, nothing to do
   o.result = worker.refresher->Refresh(c, table, RefreshKind::kAuto, &hooks);
   for (int attempt = 0; attempt < 3 && !o.result.ok() && o.result.status().code() == absl::StatusCode::kAborted;
        ++attempt) {
@@ -896,6 +901,18 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
         });
       } else {
         // Serial mode: the coordinator refreshes, one stream table at a time.
+        // At a stop, the refresh in flight finishes and the rest of the
+        // batch is left pending (it has not started: nothing to undo).
+        if (stop.load()) {
+          absl::MutexLock lock(&mu_);
+          auto it = entries_.find(t.table.row.id);
+          if (it != entries_.end()) {
+            it->second.running = false;
+            it->second.dirty = true;
+            it->second.dirty_since = std::min(it->second.dirty_since, t.dirty_since);
+          }
+          continue;
+        }
         Outcome o = RunOnWorker(*inline_worker_, t.table, t.due, t.dirty_since);
         absl::MutexLock lock(&notify_mu_);
         outcomes_.push_back(std::move(o));

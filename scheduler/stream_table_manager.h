@@ -212,6 +212,9 @@ class StreamTableManager {
   Dag dag_ ABSL_GUARDED_BY(mu_);
   // Source relation OID -> stream tables reading it.
   absl::flat_hash_map<uint32_t, std::vector<int64_t>> readers_ ABSL_GUARDED_BY(mu_);
+  // Source relation OID -> the point TrimLog last trimmed it below (trim
+  // points never move back, so an unmoved one is skipped).
+  absl::flat_hash_map<uint32_t, Lsn> trimmed_below_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<WorkerPool> pool_;  // null in serial mode
   std::unique_ptr<Worker> inline_worker_;  // serial mode's worker (coordinator thread only)
 

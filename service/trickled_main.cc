@@ -1,8 +1,9 @@
 // trickled: the Trickle service. Streams the source database's logical slot
 // into the durable change log, refreshes stream tables from it, serves the
 // admin RPC (--grpc-address) and /metrics, /healthz, /readyz
-// (--http-address). SIGTERM/SIGINT stop it cleanly: the stream confirms what
-// is durable and closes.
+// (--http-address). SIGTERM/SIGINT stop it cleanly: no new refresh starts,
+// the refreshes in flight finish (their fences still need the stream), then
+// the stream confirms what is durable and closes.
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -23,6 +24,7 @@
 #include "storage/change_log.h"
 
 namespace {
+// Set by SIGTERM/SIGINT: stop scheduling refreshes, then shut down.
 std::atomic<bool> g_stop{false};
 void HandleSignal(int) { g_stop = true; }
 }  // namespace
@@ -75,8 +77,15 @@ absl::Status Run(const ServiceConfig& config) {
     if (auto* m = listener.load()) m->OnSourceCommitted(txn);
   });
 
+  // The stream stops last, on its own flag: a refresh in flight at a SIGTERM
+  // waits for its fence to come through the stream.
+  std::atomic<bool> stream_stop{false};
   absl::Status stream_status;
-  std::thread stream_thread([&] { stream_status = stream.Run(g_stop); });
+  std::thread stream_thread([&] { stream_status = stream.Run(stream_stop); });
+  auto stop_stream = [&] {
+    stream_stop = true;
+    stream_thread.join();
+  };
 
   // Observability: /healthz answers from here on, /readyz once the slot
   // streams and the catalog is migrated.
@@ -90,8 +99,7 @@ absl::Status Run(const ServiceConfig& config) {
     http_options.address = config.http_address;
     auto started = HttpServer::Start(http_options, StatusRoutes(&status));
     if (!started.ok()) {
-      g_stop = true;
-      stream_thread.join();
+      stop_stream();
       return started.status();
     }
     http = std::move(*started);
@@ -111,8 +119,7 @@ absl::Status Run(const ServiceConfig& config) {
   auto manager = scheduler::StreamTableManager::Open(manager_options, log->get(),
                                                      [&fences] { return fences.Emit(); });
   if (!manager.ok()) {
-    g_stop = true;
-    stream_thread.join();
+    stop_stream();
     return manager.status();
   }
   listener = manager->get();
@@ -128,8 +135,7 @@ absl::Status Run(const ServiceConfig& config) {
     int port = 0;
     auto started = StartAdminServer({config.grpc_address}, &admin, &port);
     if (!started.ok()) {
-      g_stop = true;
-      stream_thread.join();
+      stop_stream();
       return started.status();
     }
     grpc_server = std::move(*started);
@@ -160,14 +166,19 @@ absl::Status Run(const ServiceConfig& config) {
     if (!stream_status.ok()) break;
   }
   g_stop = true;
+  absl::Time stopping = absl::Now();
   // Calls in flight get a moment to finish; then they are cancelled.
   if (grpc_server) grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   status.Stop();
   http.reset();
+  // Refreshes first: the coordinator dispatches nothing more, and the ones
+  // in flight (in the coordinator or the worker pool) commit or roll back
+  // while the stream still brings their fences in.
   refresh_thread.join();
   listener = nullptr;
-  manager->reset();  // the worker pool lets the refreshes in flight commit or roll back
-  stream_thread.join();
+  manager->reset();
+  spdlog::info("refreshes stopped in {}", absl::FormatDuration(absl::Now() - stopping));
+  stop_stream();
   if (auto s = (*log)->Sync(); !s.ok()) spdlog::error("final sync: {}", s.ToString());
   spdlog::info("stopped; change log durable up to {}", FormatLsn((*log)->durable_lsn()));
   return stream_status;

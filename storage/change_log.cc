@@ -29,6 +29,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
+#include "rocksdb/compaction_filter.h"
 #include "rocksdb/db.h"
 #include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
@@ -114,6 +115,74 @@ std::string EncodeCount(uint64_t n) {
   keys::PutBigEndian64(&v, n);
   return v;
 }
+
+// The trim points compaction may act on: only durable ones (their 'x' and
+// trim-floor records are synced), so that a crash can never bring back a
+// trim point below data a compaction already dropped. Shared by the change
+// log and the compaction filter factories of every instance it opens.
+struct DurableTrims {
+  absl::Mutex mu;
+  absl::flat_hash_map<Oid, Lsn> points ABSL_GUARDED_BY(mu);
+  Lsn floor ABSL_GUARDED_BY(mu) = 0;
+};
+
+// Drops trimmed keys when RocksDB writes a table file (flush or compaction):
+// a change of relation r below r's trim point, a commit record below the
+// trim floor. Trimming therefore writes no range tombstones: readers never
+// look below a trim point (ReadChanges and ReadTransactions start there), and
+// the bytes go with the next flush or compaction that meets them.
+class TrimFilter : public rocksdb::CompactionFilter {
+ public:
+  TrimFilter(bool changes, absl::flat_hash_map<Oid, Lsn> points, Lsn floor)
+      : changes_(changes), points_(std::move(points)), floor_(floor) {}
+  const char* Name() const override { return "trickle.TrimFilter"; }
+  bool Filter(int /*level*/, const rocksdb::Slice& key, const rocksdb::Slice& /*value*/,
+              std::string* /*new_value*/, bool* /*value_changed*/) const override {
+    if (changes_) {
+      std::optional<keys::ChangeKeyParts> parts = keys::ParseChangeKey(key.ToStringView());
+      if (!parts) return false;  // never drop what is not understood
+      auto it = points_.find(parts->relation);
+      return it != points_.end() && parts->commit_lsn < it->second;
+    }
+    std::optional<Lsn> lsn = keys::ParseTransactionKey(key.ToStringView());
+    return lsn && *lsn < floor_;
+  }
+
+ private:
+  const bool changes_;  // the changes family; else the transactions family
+  const absl::flat_hash_map<Oid, Lsn> points_;
+  const Lsn floor_;
+};
+
+class TrimFilterFactory : public rocksdb::CompactionFilterFactory {
+ public:
+  TrimFilterFactory(bool changes, std::shared_ptr<DurableTrims> trims)
+      : changes_(changes), trims_(std::move(trims)) {}
+  const char* Name() const override { return "trickle.TrimFilterFactory"; }
+  // Flushes too: at a low write rate most trimmed changes never leave the
+  // memtable, and need not reach a file at all.
+  bool ShouldFilterTableFileCreation(rocksdb::TableFileCreationReason reason) const override {
+    return reason == rocksdb::TableFileCreationReason::kFlush ||
+           reason == rocksdb::TableFileCreationReason::kCompaction;
+  }
+  std::unique_ptr<rocksdb::CompactionFilter> CreateCompactionFilter(
+      const rocksdb::CompactionFilter::Context& /*context*/) override {
+    absl::MutexLock lock(&trims_->mu);
+    if (changes_ ? trims_->points.empty() : trims_->floor == 0) return nullptr;
+    return std::make_unique<TrimFilter>(changes_, changes_ ? trims_->points
+                                                           : absl::flat_hash_map<Oid, Lsn>(),
+                                        trims_->floor);
+  }
+
+ private:
+  const bool changes_;
+  const std::shared_ptr<DurableTrims> trims_;
+};
+
+// Trimmed bytes go with the compactions that new writes cause; this bounds
+// how long they can stay once writes stop (files older than this are
+// compacted again). The trimmed families are small when refreshes keep up.
+constexpr uint64_t kTrimmedFamiliesPeriodicCompactionSeconds = 6 * 3600;
 
 // One open RocksDB instance and its column families. The change log replaces
 // it as a whole when it reopens the database after a storage error; every
@@ -314,11 +383,21 @@ class RocksChangeLog final : public ChangeLog {
   // End LSN of the last committed transaction: what Sync makes durable.
   Lsn last_committed_end_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t transaction_count_ ABSL_GUARDED_BY(mu_) = 0;
-  // Transaction records below this are deleted: min of trim_points_.
+  // Transaction records below this are trimmed (the stored trim floor): the
+  // lowest trim point when it last rose, at most the high-water + 1 then, so
+  // a later commit is never below it. Never moves back.
   Lsn transactions_trimmed_below_ ABSL_GUARDED_BY(mu_) = 0;
+  // A trim was written since the last WAL sync: the next Sync publishes the
+  // trim points to the compaction filter.
+  bool trims_unsynced_ ABSL_GUARDED_BY(mu_) = false;
   absl::btree_map<Oid, RelationSchema> latest_relations_ ABSL_GUARDED_BY(mu_);
   // Every relation that ever had changes or was trimmed -> its trim point.
   absl::btree_map<Oid, Lsn> trim_points_ ABSL_GUARDED_BY(mu_);
+
+  // What the compaction filter may drop: the trim points as of the last WAL
+  // sync that followed them (see DurableTrims).
+  const std::shared_ptr<DurableTrims> durable_trims_ = std::make_shared<DurableTrims>();
+  void PublishDurableTrims(const absl::btree_map<Oid, Lsn>& points, Lsn floor);
 };
 
 RocksChangeLog::~RocksChangeLog() {
@@ -505,6 +584,9 @@ absl::StatusOr<std::shared_ptr<Store>> RocksChangeLog::OpenStore(bool read_only)
   changes_options.write_buffer_size = std::max<size_t>(options_.memtable_bytes / 4, 1 << 20);
   changes_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   SetChangesCompression(&changes_options);
+  changes_options.compaction_filter_factory =
+      std::make_shared<TrimFilterFactory>(/*changes=*/true, durable_trims_);
+  changes_options.periodic_compaction_seconds = kTrimmedFamiliesPeriodicCompactionSeconds;
   // ReadChanges looks up one transaction record per transaction it meets: a
   // bloom filter keeps those point reads cheap.
   rocksdb::ColumnFamilyOptions transactions_options;
@@ -512,6 +594,9 @@ absl::StatusOr<std::shared_ptr<Store>> RocksChangeLog::OpenStore(bool read_only)
   rocksdb::BlockBasedTableOptions transactions_table = table_options;
   transactions_table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   transactions_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(transactions_table));
+  transactions_options.compaction_filter_factory =
+      std::make_shared<TrimFilterFactory>(/*changes=*/false, durable_trims_);
+  transactions_options.periodic_compaction_seconds = kTrimmedFamiliesPeriodicCompactionSeconds;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, meta_options},
@@ -573,10 +658,27 @@ absl::Status RocksChangeLog::InitializeFrom(Store& store) {
   if (!s.ok()) {
     return Error(s, "sync at open", "free disk space or fix the I/O error, then retry");
   }
-  absl::MutexLock lock(&mu_);
-  durable_lsn_ = high_water_end_;
-  last_committed_end_ = high_water_end_;
+  absl::btree_map<Oid, Lsn> points;
+  Lsn floor;
+  {
+    absl::MutexLock lock(&mu_);
+    durable_lsn_ = high_water_end_;
+    last_committed_end_ = high_water_end_;
+    trims_unsynced_ = false;
+    points = trim_points_;
+    floor = transactions_trimmed_below_;
+  }
+  PublishDurableTrims(points, floor);  // what was loaded is on disk
   return absl::OkStatus();
+}
+
+void RocksChangeLog::PublishDurableTrims(const absl::btree_map<Oid, Lsn>& points, Lsn floor) {
+  absl::MutexLock lock(&durable_trims_->mu);
+  durable_trims_->points.clear();
+  for (const auto& [oid, point] : points) {
+    if (point > 0) durable_trims_->points[oid] = point;
+  }
+  durable_trims_->floor = floor;
 }
 
 absl::Status RocksChangeLog::LoadState(Store& store) {
@@ -625,6 +727,17 @@ absl::Status RocksChangeLog::LoadState(Store& store) {
     return Error(s, "read of the transaction count", "check the storage, then retry");
   }
 
+  std::optional<Lsn> stored_floor;
+  s = store.db->Get(ro, store.meta, keys::MetaKey(keys::kTrimFloorName), &value);
+  if (s.ok()) {
+    if (value.size() != 8) {
+      return Invalid(absl::StatusCode::kDataLoss, "the trim floor record is malformed");
+    }
+    stored_floor = keys::GetBigEndian64(value);
+  } else if (!s.IsNotFound()) {
+    return Error(s, "read of the trim floor", "check the storage, then retry");
+  }
+
   absl::btree_map<Oid, RelationSchema> relations;
   absl::btree_map<Oid, Lsn> trim_points;
   std::unique_ptr<rocksdb::Iterator> it(store.db->NewIterator(ro, store.meta));
@@ -656,12 +769,18 @@ absl::Status RocksChangeLog::LoadState(Store& store) {
   transaction_count_ = count;
   latest_relations_ = std::move(relations);
   trim_points_ = std::move(trim_points);
-  Lsn floor = 0;
-  if (!trim_points_.empty()) {
-    floor = UINT64_MAX;
-    for (const auto& [oid, point] : trim_points_) floor = std::min(floor, point);
+  if (stored_floor) {
+    transactions_trimmed_below_ = *stored_floor;
+  } else {
+    // Written before the floor was stored: trims deleted the records below
+    // the lowest trim point.
+    Lsn floor = 0;
+    if (!trim_points_.empty()) {
+      floor = UINT64_MAX;
+      for (const auto& [oid, point] : trim_points_) floor = std::min(floor, point);
+    }
+    transactions_trimmed_below_ = std::min(floor, hw_commit == UINT64_MAX ? hw_commit : hw_commit + 1);
   }
-  transactions_trimmed_below_ = floor;
   return absl::OkStatus();
 }
 
@@ -1007,18 +1126,36 @@ absl::Status RocksChangeLog::Sync() {
   {
     absl::MutexLock lock(&mu_);
     target = last_committed_end_;
-    if (target == durable_lsn_ && !needs_recovery_.load()) return absl::OkStatus();
+    if (target == durable_lsn_ && !trims_unsynced_ && !needs_recovery_.load()) {
+      return absl::OkStatus();
+    }
   }
   // A reopen makes everything it recovers durable and may move the
   // committed position (either way), so the target is read after it.
   TRICKLE_RETURN_IF_ERROR(RecoverIfNeeded(absl::StrCat("sync up to ", FormatLsn(target))));
+  // Trim points in memory were written before this point: the sync makes
+  // them durable, and then the compaction filter may act on them.
+  absl::btree_map<Oid, Lsn> trims;
+  Lsn floor = 0;
+  bool publish_trims;
   {
     absl::MutexLock lock(&mu_);
     target = last_committed_end_;
+    publish_trims = trims_unsynced_;
+    if (publish_trims) {
+      trims = trim_points_;
+      floor = transactions_trimmed_below_;
+      trims_unsynced_ = false;
+    }
   }
   TRICKLE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, UseStore());
   rocksdb::Status s = SyncWal(*store);
+  if (s.ok() && publish_trims) PublishDurableTrims(trims, floor);
   if (!s.ok()) {
+    if (publish_trims) {
+      absl::MutexLock lock(&mu_);
+      trims_unsynced_ = true;
+    }
     // The kernel may have dropped the WAL's dirty pages; a later fsync of
     // that file would prove nothing. The reopen at the next call rebuilds
     // the state from what is really on disk.
@@ -1137,6 +1274,13 @@ absl::StatusOr<std::vector<RelationSchema>> RocksChangeLog::LatestRelations() co
 absl::Status RocksChangeLog::ReadChanges(
     Oid relation, Lsn from, Lsn to,
     const std::function<absl::Status(const LoggedChange&)>& fn) const {
+  {
+    // Trimmed changes may still be stored (until a flush or compaction
+    // drops them); they are never read.
+    absl::MutexLock lock(&mu_);
+    auto point = trim_points_.find(relation);
+    if (point != trim_points_.end()) from = std::max(from, point->second);
+  }
   if (from >= to) return absl::OkStatus();
   TRICKLE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, UseStore());
   // One snapshot for the rows and the commit records: a transaction
@@ -1241,6 +1385,10 @@ absl::Status RocksChangeLog::ReadChanges(
 absl::StatusOr<std::vector<TransactionRecord>> RocksChangeLog::ReadTransactions(Lsn from,
                                                                                 Lsn to) const {
   std::vector<TransactionRecord> out;
+  {
+    absl::MutexLock lock(&mu_);
+    from = std::max(from, transactions_trimmed_below_);  // as in ReadChanges
+  }
   if (from >= to) return out;
   TRICKLE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, UseStore());
   rocksdb::ReadOptions ro;
@@ -1262,51 +1410,58 @@ absl::StatusOr<std::vector<TransactionRecord>> RocksChangeLog::ReadTransactions(
 }
 
 absl::Status RocksChangeLog::Trim(Oid relation, Lsn below) {
+  // Trimming writes two small records, no range tombstones: the compaction
+  // filter (TrimFilter) drops the trimmed keys once the new points are
+  // durable, and readers start at the trim points meanwhile. A trim that
+  // moves nothing writes nothing.
+  auto plan = [&](Lsn* point, Lsn* old_floor, Lsn* new_floor, uint64_t* count) {
+    absl::MutexLock lock(&mu_);
+    auto it = trim_points_.find(relation);
+    const bool known = it != trim_points_.end();
+    *point = std::max(below, known ? it->second : Lsn{0});
+    Lsn lowest = *point;
+    for (const auto& [oid, p] : trim_points_) {
+      if (oid != relation) lowest = std::min(lowest, p);
+    }
+    // Never above what is stored: a transaction committed later must not
+    // fall below the floor.
+    const Lsn hw = high_water_commit_;
+    *new_floor = std::min(lowest, hw == UINT64_MAX ? hw : hw + 1);
+    *old_floor = transactions_trimmed_below_;
+    *count = transaction_count_;
+    return known && it->second == *point && *new_floor <= *old_floor;  // nothing moves
+  };
+  Lsn point, old_floor, new_floor;
+  uint64_t count;
+  if (plan(&point, &old_floor, &new_floor, &count)) return absl::OkStatus();
+
   TRICKLE_RETURN_IF_ERROR(RecoverIfNeeded(absl::StrCat("trimming relation ", relation)));
   absl::MutexLock write_lock(&write_mu_);
   TRICKLE_ASSIGN_OR_RETURN(std::shared_ptr<Store> store, UseStore());
-  Lsn point;
-  Lsn old_floor;
-  Lsn new_floor = UINT64_MAX;
-  uint64_t count;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = trim_points_.find(relation);
-    point = std::max(below, it == trim_points_.end() ? Lsn{0} : it->second);
-    for (const auto& [oid, p] : trim_points_) {
-      if (oid != relation) new_floor = std::min(new_floor, p);
-    }
-    new_floor = std::min(new_floor, point);
-    old_floor = transactions_trimmed_below_;
-    count = transaction_count_;
-  }
+  // Again under write_mu_: commits (which move the high-water and the count)
+  // and other trims hold it too.
+  if (plan(&point, &old_floor, &new_floor, &count)) return absl::OkStatus();
 
   rocksdb::WriteBatch batch;
-  // Always from LSN 0: rows that arrived below an earlier trim point (a
-  // transaction committed after the trim) go too.
-  if (point > 0) {
-    batch.DeleteRange(store->changes, keys::ChangeKeyLowerBound(relation, 0),
-                      point == UINT64_MAX ? keys::ChangeKeyRelationEnd(relation)
-                                          : keys::ChangeKeyLowerBound(relation, point));
-  }
   batch.Put(store->meta, keys::TrimPointKey(relation), EncodeCount(point));
   if (new_floor > old_floor) {
-    // Count what goes, to keep the stored count exact. Commits hold write_mu_
-    // too, so nothing is added to this range meanwhile.
+    // Count the records that go, to keep the stored count exact. Records
+    // below the old floor may still be stored (not compacted yet) and were
+    // counted then; nothing is added to this range meanwhile (write_mu_).
     rocksdb::ReadOptions ro;
     std::string upper = keys::TransactionKey(new_floor);
     rocksdb::Slice upper_slice(upper);
     ro.iterate_upper_bound = &upper_slice;
     std::unique_ptr<rocksdb::Iterator> it(store->db->NewIterator(ro, store->transactions));
     uint64_t removed = 0;
-    for (it->Seek(keys::TransactionKey(0)); it->Valid(); it->Next()) ++removed;
+    for (it->Seek(keys::TransactionKey(old_floor)); it->Valid(); it->Next()) ++removed;
     if (!it->status().ok()) {
       return Error(it->status(), "count of transaction records to trim",
                    "retry; if it persists, check the storage");
     }
-    batch.DeleteRange(store->transactions, keys::TransactionKey(0), upper);
     count -= std::min(count, removed);
     batch.Put(store->meta, keys::MetaKey(keys::kTransactionCountName), EncodeCount(count));
+    batch.Put(store->meta, keys::MetaKey(keys::kTrimFloorName), EncodeCount(new_floor));
   }
   rocksdb::Status s = Write(*store, &batch, write_options_);
   if (!s.ok()) {
@@ -1319,6 +1474,7 @@ absl::Status RocksChangeLog::Trim(Oid relation, Lsn below) {
     transactions_trimmed_below_ = new_floor;
     transaction_count_ = count;
   }
+  trims_unsynced_ = true;
   return absl::OkStatus();
 }
 
@@ -1336,9 +1492,14 @@ ChangeLogStats RocksChangeLog::Stats() const {
         stats.approximate_bytes += v;
       }
     }
+    Lsn floor;
+    {
+      absl::MutexLock lock(&mu_);
+      floor = transactions_trimmed_below_;
+    }
     std::unique_ptr<rocksdb::Iterator> it(
         db.NewIterator(rocksdb::ReadOptions(), (*store)->transactions));
-    it->SeekToFirst();
+    it->Seek(keys::TransactionKey(floor));  // trimmed records may still be stored
     if (it->Valid()) {
       if (std::optional<Lsn> lsn = keys::ParseTransactionKey(it->key().ToStringView())) {
         stats.oldest_commit_lsn = *lsn;

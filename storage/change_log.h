@@ -66,9 +66,11 @@ struct ChangeLogOptions {
 };
 
 struct ChangeLogStats {
-  uint64_t approximate_bytes = 0;  // SST + memtable bytes
-  uint64_t transaction_count = 0;  // committed transactions retained (estimate)
-  Lsn oldest_commit_lsn = 0;       // 0 when empty
+  // SST + memtable bytes, including trimmed data that no flush or
+  // compaction has dropped yet.
+  uint64_t approximate_bytes = 0;
+  uint64_t transaction_count = 0;  // committed transactions retained (not trimmed)
+  Lsn oldest_commit_lsn = 0;       // of the oldest retained one; 0 when empty
   Lsn newest_commit_lsn = 0;       // stored high-water
   Lsn durable_lsn = 0;
   // Bytes of the open transaction held in memory, not yet handed to RocksDB,
@@ -155,11 +157,15 @@ class ChangeLog {
   // Committed transactions with from <= commit_lsn < to, in commit order.
   virtual absl::StatusOr<std::vector<TransactionRecord>> ReadTransactions(Lsn from, Lsn to) const = 0;
 
-  // Deletes `relation`'s changes with commit_lsn < below. Transaction records
-  // are trimmed below the lowest trim point of all relations that ever had
-  // changes (or were trimmed): a relation nobody trims keeps every
-  // transaction record. Trim points never move back; Trim(r, UINT64_MAX)
-  // drops every change of r stored so far.
+  // Trims `relation`'s changes with commit_lsn < below: readers never see
+  // them again, and their bytes go with the next flush or compaction once
+  // the trim is durable (the next Sync). Transaction records are trimmed
+  // below the lowest trim point of all relations that ever had changes (or
+  // were trimmed), capped at the high-water + 1: a relation nobody trims
+  // keeps every transaction record. Trim points never move back; a trim that
+  // moves nothing writes nothing. Trim(r, UINT64_MAX) drops every change of
+  // r, also any stored later. Cheap (two small records, no range
+  // tombstones), but it takes the lock commits take.
   virtual absl::Status Trim(Oid relation, Lsn below) = 0;
 
   virtual ChangeLogStats Stats() const = 0;

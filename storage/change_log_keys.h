@@ -35,6 +35,7 @@ inline constexpr size_t kTrimPointKeySize = 1 + 4;
 inline constexpr std::string_view kFormatVersionName = "format_version";
 inline constexpr std::string_view kHighWaterName = "high_water";
 inline constexpr std::string_view kTransactionCountName = "transaction_count";
+inline constexpr std::string_view kTrimFloorName = "trim_floor";
 
 void PutBigEndian32(std::string* out, uint32_t v);
 void PutBigEndian64(std::string* out, uint64_t v);

@@ -233,9 +233,13 @@ def phase_trickled(args, pg, schedule, workdir):
                 break
             time.sleep(0.05)
         result["catch_up_s"] = caught_up
-        # Stop trickled first: the oracle then reads settled tables.
+        # Stop trickled first: the oracle then reads settled tables. How long
+        # the stop takes and how it exits are recorded (a refresh in flight
+        # used to wait 30 s for a fence that could no longer arrive).
+        t_stop = time.monotonic()
         p.send_signal(signal.SIGTERM)
-        p.wait(timeout=60)
+        result["exit_code"] = p.wait(timeout=60)
+        result["stop_s"] = time.monotonic() - t_stop
         result["oracle_differences"] = {n: oracle(pg, n, q) for n, q in STREAM_TABLES.items()}
         result["refreshes"] = int(pg.sql(
             "SELECT count(*) FROM pgtrickle.refresh_history WHERE action = 'DIFFERENTIAL' AND error IS NULL"))

@@ -52,7 +52,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "benchmarks/refresh/in_process_capture.h"
-#include "benchmarks/refresh/throttled_trim_log.h"
 #include "common/pg_connection.h"
 #include "scheduler/stream_table_manager.h"
 #include "spdlog/spdlog.h"
@@ -74,11 +73,6 @@ ABSL_FLAG(absl::Duration, debounce, absl::Milliseconds(10),
           "--loop=scheduler: on-change debounce (trickled's default 10ms).");
 ABSL_FLAG(absl::Duration, loop_sleep, absl::Milliseconds(20),
           "--loop=interval: sleep between RunDueRefreshes calls (trickled slept 20ms).");
-ABSL_FLAG(absl::Duration, trim_interval, absl::ZeroDuration(),
-          "0 (default): the manager trims the change log as shipped (every source, every round "
-          "that committed). Else trims reach the log at most this often per source and only when "
-          "the trim point moved (benchmarks/refresh/throttled_trim_log.h): the engine with "
-          "trimming batched.");
 ABSL_FLAG(bool, fsync, true, "PostgreSQL fsync (the test harness default is off; durable is on).");
 ABSL_FLAG(int, seed_orders, 100000, "Orders (with 3 lines each) loaded before the run.");
 ABSL_FLAG(std::string, out, "", "Output prefix for <out>.csv and <out>.json (none when empty).");
@@ -276,10 +270,7 @@ absl::Status Run() {
   manager_options.publication_name = capture_options.publication_name;
   manager_options.max_parallel_workers = absl::GetFlag(FLAGS_workers);
   manager_options.debounce = absl::GetFlag(FLAGS_debounce);
-  // The manager reads and trims the log through this filter; the capture
-  // writes to the log directly.
-  ThrottledTrimLog manager_log(&(*capture)->log(), absl::GetFlag(FLAGS_trim_interval));
-  auto manager = scheduler::StreamTableManager::Open(manager_options, &manager_log, timed_fence);
+  auto manager = scheduler::StreamTableManager::Open(manager_options, &(*capture)->log(), timed_fence);
   if (!manager.ok()) return manager.status();
   for (const StreamTableDef& d : defs) {
     scheduler::CreateRequest request;
@@ -385,9 +376,6 @@ absl::Status Run() {
                                   "  \"loop_sleep_ms\": ", absl::ToDoubleMilliseconds(loop_sleep), ",\n",
                                   "  \"stream_tables\": \"", absl::GetFlag(FLAGS_stream_tables), "\",\n",
                                   "  \"fsync\": ", absl::GetFlag(FLAGS_fsync) ? "true" : "false", ",\n",
-                                  "  \"trim_interval_s\": ", absl::ToDoubleSeconds(absl::GetFlag(FLAGS_trim_interval)),
-                                  ",\n  \"trims_forwarded\": ", manager_log.forwarded(),
-                                  ",\n  \"trims_skipped\": ", manager_log.skipped(), ",\n",
                                   "  \"duration_s\": ", absl::ToDoubleSeconds(duration), ",\n",
                                   "  \"machine_busy_pct\": ", absl::StrFormat("%.1f", machine_busy), ",\n",
                                   "  \"loadavg_start\": \"", load_from, "\",\n  \"loadavg_end\": \"", load_to,
@@ -481,6 +469,13 @@ absl::Status Run() {
                   ",\n  \"round_ms\": ", Json(round_summary), ",\n  \"fences_per_s\": ",
                   absl::StrFormat("%.1f", fences.size() / seconds), ",\n  \"fence_ms\": ",
                   Json(Summarize(fences)), ",\n");
+  // The change log at the end: trimming keeps it small.
+  storage::ChangeLogStats log_stats = (*capture)->log().Stats();
+  absl::StrAppend(&json, "  \"change_log_end\": {\"approximate_bytes\": ", log_stats.approximate_bytes,
+                  ", \"retained_transactions\": ", log_stats.transaction_count, "},\n");
+  std::printf("change log at the end: %llu bytes, %llu transactions retained\n",
+              static_cast<unsigned long long>(log_stats.approximate_bytes),
+              static_cast<unsigned long long>(log_stats.transaction_count));
   if (loop == "interval") {
     std::printf("loop: %.1f rounds/s (round p50 %.2f ms, p99 %.2f ms, + %.0f ms sleep)\n",
                 round_ms.size() / seconds, round_summary.p50, round_summary.p99,

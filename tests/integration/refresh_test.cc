@@ -218,6 +218,74 @@ TEST_F(RefreshTest, TruncateAndInsertInOneTransaction) {
   EXPECT_EQ(Count("SELECT count(*) FROM rf_t_st"), 2);
 }
 
+// A scheduled refresh that finds nothing pending for its sources in the log
+// ends before its fence (a fence is a WAL-logged write and a commit flush on
+// the source); a manual refresh always fences. The delta tables are created
+// once per session and survive the refresh transaction, empty.
+TEST_F(RefreshTest, ScheduledRefreshWithNothingPendingEmitsNoFenceAndDeltaTablesStayInTheSession) {
+  SetUpRunner("rf_idle");
+  Exec("CREATE TABLE rf_idle_src (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO rf_idle_src (k, v) SELECT g % 5, g FROM generate_series(1, 50) g;");
+  const std::string q = "SELECT k, count(*) AS n, sum(v) AS s FROM rf_idle_src GROUP BY k";
+  ASSERT_TRUE(manager_->Create({"rf_idle_st", q, delta::RefreshMode::kDifferential, "1s", false}).ok());
+  auto st = manager_->GetStreamTable("rf_idle_st");
+  ASSERT_TRUE(st.ok()) << st.status();
+  ASSERT_EQ(st->plan.sources.size(), 1u);
+  const std::string delta_table = "pg_temp." + st->plan.sources[0].delta_table;
+
+  int fences = 0;
+  scheduler::Refresher refresher(&runner_->log(), [&]() -> absl::StatusOr<Lsn> {
+    ++fences;
+    return fences_->Emit();
+  });
+  auto conn = TestPostgres().Connect();
+  ASSERT_TRUE(conn.ok());
+  PgConnection& worker = **conn;
+  scheduler::RefreshHooks scheduled;
+  scheduled.scheduled = true;
+
+  auto r = refresher.Refresh(worker, *st, scheduler::RefreshKind::kAuto, &scheduled);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->committed);
+  EXPECT_EQ(fences, 0) << "a scheduled refresh with nothing logged emitted a fence";
+  r = refresher.Refresh(worker, *st);  // manual
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->committed);
+  EXPECT_EQ(fences, 1) << "a manual refresh must fence";
+
+  auto delta_table_oid = [&]() -> int64_t {
+    auto res = worker.ExecParams("SELECT coalesce(to_regclass($1)::oid, 0)::bigint", {delta_table});
+    EXPECT_TRUE(res.ok()) << res.status();
+    return res.ok() ? std::stoll(std::string(res->Get(0, 0))) : -1;
+  };
+  int64_t first_oid = 0;
+  for (int change = 0; change < 2; ++change) {
+    Exec(absl::StrCat("INSERT INTO rf_idle_src (k, v) VALUES (", change, ", 1000)"));
+    // Until the change is in the log, a scheduled refresh finds nothing to
+    // do and emits no fence; then it fences once and applies it.
+    int before = fences;
+    for (int i = 0; i < 500; ++i) {
+      r = refresher.Refresh(worker, *st, scheduler::RefreshKind::kAuto, &scheduled);
+      ASSERT_TRUE(r.ok()) << r.status();
+      if (r->committed) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(r->committed) << "the change never reached the log";
+    EXPECT_EQ(r->history.action, "DIFFERENTIAL");
+    EXPECT_EQ(r->history.transactions, 1);
+    EXPECT_EQ(fences, before + 1);
+    EXPECT_EQ(OracleDifferences("rf_idle_st", q), 0);
+    // The delta table outlives the transaction, empty, and is not re-created.
+    int64_t oid = delta_table_oid();
+    EXPECT_GT(oid, 0) << delta_table << " is gone after the refresh";
+    if (change == 0) first_oid = oid;
+    EXPECT_EQ(oid, first_oid) << delta_table << " was created again";
+    auto rows = worker.Exec(absl::StrCat("SELECT count(*) FROM ", delta_table));
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    EXPECT_EQ(std::string(rows->Get(0, 0)), "0");
+  }
+}
+
 TEST_F(RefreshTest, SourceDdlRebuildsOrParksOnlyItsDependents) {
   SetUpRunner("rf_ddl");
   Exec("CREATE TABLE rf_s1 (id serial PRIMARY KEY, k int, v int);"

@@ -485,6 +485,57 @@ TEST_F(ChangeLogTest, TrimDeletesChangesAndTransactionRecordsBelowTheLowestPoint
   EXPECT_EQ(log->Stats().transaction_count, 0u);
 }
 
+// The refresh engine trims after its refreshes, many times a second. Each
+// trim used to write RocksDB range tombstones, which piled up in the memtable
+// at low write rates; every new iterator re-fragmented all of them, so reads
+// (and the latency of every refresh) grew with the run. Trims now write no
+// tombstones, and the trimmed changes leave when RocksDB writes a file.
+TEST_F(ChangeLogTest, TrimWritesNoRangeTombstonesAndFlushesDropTrimmedChanges) {
+  ChangeLogOptions options;
+  options.path = dir_.path();
+  options.memtable_bytes = 4 << 20;  // a 1 MiB changes memtable: several flushes below
+  auto opened = ChangeLog::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<ChangeLog> log = std::move(*opened);
+  const std::string row(1000, 'r');
+  Lsn last = 0;
+  for (int i = 0; i < 800; ++i) {  // 8 MB of changes
+    last = 0x1000 + static_cast<Lsn>(i) * 0x100;
+    std::vector<std::pair<Oid, std::string>> changes(10, {kOrders, row});
+    changes.push_back({kItems, "i"});
+    ASSERT_TRUE(WriteTransaction(*log, last, changes).ok());
+    // As the refresh engine does: every source below its reader's frontier.
+    ASSERT_TRUE(log->Trim(kOrders, last).ok());
+    ASSERT_TRUE(log->Trim(kItems, last).ok());
+    ASSERT_TRUE(log->Trim(kItems, last - 0x100).ok());  // never moves back
+    ASSERT_TRUE(log->Sync().ok());
+  }
+  EXPECT_THAT(ReadAll(*log, kOrders), SizeIs(10));
+  EXPECT_THAT(ReadAll(*log, kItems), ElementsAre(Ins(last, 10, "i")));
+  ChangeLogStats stats = log->Stats();
+  EXPECT_EQ(stats.transaction_count, 1u);
+  EXPECT_EQ(stats.oldest_commit_lsn, last);
+  EXPECT_THAT(log->ReadTransactions(0, UINT64_MAX).value(), SizeIs(1));
+  // 8 MB went through; what is left is at most the memtables (the active one
+  // and one being flushed) and nearly empty files.
+  EXPECT_LT(stats.approximate_bytes, 3u << 20);
+
+  // Trim points, floor and count survive a restart.
+  log.reset();
+  opened = ChangeLog::Open(options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  log = std::move(*opened);
+  EXPECT_THAT(ReadAll(*log, kOrders), SizeIs(10));
+  EXPECT_EQ(log->Stats().transaction_count, 1u);
+  EXPECT_EQ(log->Stats().oldest_commit_lsn, last);
+  ASSERT_TRUE(WriteTransaction(*log, last + 0x100, {{kOrders, "next"}}).ok());
+  ASSERT_TRUE(log->Trim(kOrders, last + 0x100).ok());
+  EXPECT_THAT(ReadAll(*log, kOrders), ElementsAre(Ins(last + 0x100, 0, "next")));
+  EXPECT_EQ(log->Stats().transaction_count, 2u);  // kItems still needs `last`
+  log.reset();
+  EXPECT_EQ(testing::CountRawRangeTombstones(dir_.path()), 0u);
+}
+
 TEST_F(ChangeLogTest, StatsReportSizesAndPositions) {
   auto log = OpenLog();
   for (Lsn lsn = 0x1000; lsn < 0x1000 + 50 * 0x10; lsn += 0x10) {

@@ -108,6 +108,29 @@ uint64_t CountRawChangeRows(const std::string& path, std::optional<Oid> relation
   return n;
 }
 
+uint64_t CountRawRangeTombstones(const std::string& path) {
+  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+      {"changes", rocksdb::ColumnFamilyOptions()},
+      {"transactions", rocksdb::ColumnFamilyOptions()},
+  };
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s =
+      rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path, families, &handles, &raw);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  if (!s.ok()) return UINT64_MAX;
+  std::unique_ptr<rocksdb::DB> db(raw);
+  uint64_t n = 0;
+  for (auto* h : handles) {
+    rocksdb::TablePropertiesCollection tables;
+    EXPECT_TRUE(db->GetPropertiesOfAllTables(h, &tables).ok());
+    for (const auto& [file, props] : tables) n += props->num_range_deletions;
+  }
+  for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  return n;
+}
+
 uint64_t ResidentBytes() {
   std::ifstream in("/proc/self/status");
   std::string line;

@@ -53,6 +53,11 @@ absl::Status WriteTransaction(ChangeLog& log, Lsn commit_lsn,
 uint64_t CountRawChangeRows(const std::string& path, std::optional<Oid> relation = std::nullopt,
                             Lsn from = 0);
 
+// Opens the database of a closed change log read-only and counts the range
+// tombstones in its table files, over all column families (reopen and close
+// the log first: Open flushes what the WAL holds into table files).
+uint64_t CountRawRangeTombstones(const std::string& path);
+
 // Resident set size of this process in bytes (from /proc/self/status).
 uint64_t ResidentBytes();
 
