@@ -302,6 +302,10 @@ def case_consistency(_tools, _values):
     values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
     undocumented = [p for p in value_paths(values) if f"`{p}`" not in readme]
     check(not undocumented, f"consistency: the chart README documents every value (missing: {undocumented})")
+    sys.path.insert(0, HERE)
+    import values_table
+    check(values_table.table() in readme, "consistency: the chart README's values table is values.yaml's "
+          "(python3 tests/deploy/values_table.py --update)")
     schema = json.load(open(os.path.join(CHART, "values.schema.json")))
     def in_schema(path):
         node = schema
