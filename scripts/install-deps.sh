@@ -25,7 +25,7 @@ packages=(
   # chart tests (tests/deploy): Helm's template engine (Go text/template + sprig),
   # YAML and JSON-schema libraries, yamllint
   golang-go golang-github-masterminds-sprig-dev golang-k8s-sigs-yaml-dev
-  golang-github-xeipuuv-gojsonschema-dev yamllint
+  golang-github-xeipuuv-gojsonschema-dev yamllint python3-yaml
 )
 # The chart's objects are validated with the npm package kubernetes-models:
 # Debian's node and npm unless a node with npm is already installed.

@@ -109,7 +109,7 @@ def common_assertions(objs, case, cm_name):
     check(c["startupProbe"]["httpGet"]["path"] == "/healthz", f"{case}: startup probe on /healthz")
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     check(set(ports) == {"grpc", "http"}, f"{case}: ports grpc and http")
-    check(pod["terminationGracePeriodSeconds"] >= 35, f"{case}: grace period covers the fence timeout")
+    check(pod["terminationGracePeriodSeconds"] >= 10, f"{case}: grace period covers the shutdown of admin calls")
     mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     check(mounts.get("data") == "/var/lib/trickle/data", f"{case}: data volume at /var/lib/trickle/data")
     # Settings: every variable the ConfigMap sets is one trickled documents.
@@ -273,8 +273,8 @@ def case_rejects(tools, _values):
     rejected("database: {dsn: x}\nreplicas: 2\n",
              ["Additional property replicas is not allowed"], "replicas is not a value (one consumer per slot)")
     rejected("database: {dsn: x}\nconfig: {debounce: 10}\n", ["config.debounce: Invalid type"], "a duration as a number")
-    rejected("database: {dsn: x}\nterminationGracePeriodSeconds: 10\n",
-             ["terminationGracePeriodSeconds: Must be greater than or equal to 35"], "a grace period shorter than the fence timeout")
+    rejected("database: {dsn: x}\nterminationGracePeriodSeconds: 5\n",
+             ["terminationGracePeriodSeconds: Must be greater than or equal to 10"], "a grace period too short for a clean stop")
     rejected("database: {dsn: x}\nnetworkPolicy: {enabled: true, egress: {enabled: true}}\n",
              ["networkPolicy.egress.databaseTo"], "egress restricted without the database's address")
     rejected("database: {dsn: x}\nconfig: {slotName: Bad-Name}\n", ["config.slotName"], "an invalid slot name")
@@ -302,6 +302,10 @@ def case_consistency(_tools, _values):
     values = yaml.safe_load(open(os.path.join(CHART, "values.yaml")))
     undocumented = [p for p in value_paths(values) if f"`{p}`" not in readme]
     check(not undocumented, f"consistency: the chart README documents every value (missing: {undocumented})")
+    sys.path.insert(0, HERE)
+    import values_table
+    check(values_table.table() in readme, "consistency: the chart README's values table is values.yaml's "
+          "(python3 tests/deploy/values_table.py --update)")
     schema = json.load(open(os.path.join(CHART, "values.schema.json")))
     def in_schema(path):
         node = schema
