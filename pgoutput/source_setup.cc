@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
+#include "spdlog/spdlog.h"
 #include "trickle_pgoutput_stream_sql.h"
 
 namespace trickle::pgoutput {
@@ -33,6 +34,18 @@ absl::Status EnsurePublication(PgConnection& conn, const SourceSetupOptions& opt
   return absl::OkStatus();
 }
 
+namespace {
+
+// Runs options.before_create_slot with the WAL insert position.
+absl::Status BeforeCreate(PgConnection& conn, const SourceSetupOptions& options) {
+  if (!options.before_create_slot) return absl::OkStatus();
+  TRICKLE_ASSIGN_OR_RETURN(PgResult wal, conn.Exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::text"));
+  TRICKLE_ASSIGN_OR_RETURN(Lsn position, ParseLsn(wal.Get(0, 0)));
+  return options.before_create_slot(position);
+}
+
+}  // namespace
+
 absl::StatusOr<SlotInfo> EnsureSlot(PgConnection& conn, const SourceSetupOptions& options) {
   TRICKLE_ASSIGN_OR_RETURN(PgResult found, conn.ExecParams(sql::kSlotLookup, {options.slot_name}));
   TRICKLE_ASSIGN_OR_RETURN(PgResult db, conn.Exec("SELECT current_database()"));
@@ -51,17 +64,39 @@ absl::StatusOr<SlotInfo> EnsureSlot(PgConnection& conn, const SourceSetupOptions
           "replication slot \"", options.slot_name, "\" belongs to database \"", found.Get(0, 1),
           "\", not \"", db.Get(0, 0), "\"; choose another --slot-name"));
     }
-    if (!found.IsNull(0, 4)) {
-      TRICKLE_ASSIGN_OR_RETURN(info.confirmed_flush, ParseLsn(found.Get(0, 4)));
+    if (found.Get(0, 6) != "lost") {
+      if (!found.IsNull(0, 4)) {
+        TRICKLE_ASSIGN_OR_RETURN(info.confirmed_flush, ParseLsn(found.Get(0, 4)));
+      }
+      return info;
     }
-    return info;
-  }
-  if (!options.create_missing) {
+    std::string confirmed = found.IsNull(0, 4) ? "?" : std::string(found.Get(0, 4));
+    if (!options.recreate_lost_slot) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "replication slot \"", options.slot_name,
+          "\" was invalidated by PostgreSQL (wal_status lost: it held back more WAL than "
+          "max_slot_wal_keep_size allows), so the changes after ", confirmed,
+          " can no longer be streamed; start with --recreate-lost-slot to replace it and refresh "
+          "every stream table in full, or drop it with SELECT pg_drop_replication_slot(",
+          conn.QuoteLiteral(options.slot_name), ") and start again (same effect)"));
+    }
+    TRICKLE_RETURN_IF_ERROR(BeforeCreate(conn, options));
+    auto dropped = conn.ExecParams(sql::kSlotDrop, {options.slot_name});
+    if (!dropped.ok()) {
+      return absl::Status(dropped.status().code(),
+                          absl::StrCat("dropping the invalidated replication slot \"", options.slot_name,
+                                       "\": ", dropped.status().message()));
+    }
+    info.replaced_lost = true;
+    spdlog::warn("dropped replication slot \"{}\": PostgreSQL had invalidated it (changes after {} were lost)",
+                 options.slot_name, confirmed);
+  } else if (!options.create_missing) {
     return absl::FailedPreconditionError(absl::StrCat(
         "replication slot \"", options.slot_name,
         "\" does not exist; run SELECT pg_create_logical_replication_slot(",
         conn.QuoteLiteral(options.slot_name), ", 'pgoutput') or start with --create-missing"));
   }
+  if (!info.replaced_lost) TRICKLE_RETURN_IF_ERROR(BeforeCreate(conn, options));
   auto created = conn.ExecParams(sql::kSlotCreate, {options.slot_name});
   if (!created.ok()) {
     if (SqlStateOf(created.status()) == "42710") return EnsureSlot(conn, options);  // raced

@@ -3,6 +3,7 @@
 // published table. Runs on an ordinary (non-replication) connection.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,18 +21,30 @@ struct SourceSetupOptions {
   // ALTER TABLE ... REPLICA IDENTITY FULL on published tables that lack it
   // (else: error naming the tables and the statement to run).
   bool set_replica_identity = false;
+  // A slot PostgreSQL invalidated (wal_status "lost": it held back more WAL
+  // than max_slot_wal_keep_size) can never stream again. With this it is
+  // dropped and created anew (else: an error saying how to recover).
+  bool recreate_lost_slot = false;
+  // Called before a slot is created (missing, or replacing a lost one), with
+  // the WAL insert position read just before: every transaction the new slot
+  // sends commits after it, and none before it will ever be sent. The
+  // capture records it so that stream tables behind it are refreshed in
+  // full. An error stops the creation.
+  std::function<absl::Status(Lsn wal_position_before)> before_create_slot;
 };
 
 struct SlotInfo {
-  bool created = false;       // this call created it
-  Lsn confirmed_flush = 0;    // where decoding resumes
+  bool created = false;        // this call created it
+  bool replaced_lost = false;  // ... replacing a slot PostgreSQL invalidated
+  Lsn confirmed_flush = 0;     // where decoding resumes
 };
 
 // Ensures the publication exists (created empty, publishing insert, update,
 // delete and truncate).
 absl::Status EnsurePublication(PgConnection& conn, const SourceSetupOptions& options);
 
-// Ensures a logical slot with plugin pgoutput exists in this database.
+// Ensures a logical slot with plugin pgoutput exists in this database (see
+// recreate_lost_slot and before_create_slot).
 absl::StatusOr<SlotInfo> EnsureSlot(PgConnection& conn, const SourceSetupOptions& options);
 
 // Published tables whose replica identity is not FULL, as "schema.table".

@@ -39,7 +39,17 @@ absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
   TRICKLE_ASSIGN_OR_RETURN(int version, catalog::Migrate(*m->conn_));
   TRICKLE_ASSIGN_OR_RETURN(std::vector<StreamTableRow> rows, catalog::LoadAll(*m->conn_));
   spdlog::info("catalog pgtrickle at version {}; {} stream tables", version, rows.size());
+  TRICKLE_ASSIGN_OR_RETURN(Lsn complete_from, storage::CompleteFrom(*log));
   for (StreamTableRow& row : rows) {
+    // The log holds every change only from complete_from on (a new slot or
+    // data directory): a stream table behind it missed changes.
+    if (row.frontier && row.frontier->lsn < complete_from && !row.needs_full) {
+      spdlog::warn("stream table {} is at {}, but the change log is complete only from {} (a new "
+                   "replication slot or data directory): refreshing it in full",
+                   row.QualifiedName(), FormatLsn(row.frontier->lsn), FormatLsn(complete_from));
+      TRICKLE_RETURN_IF_ERROR(catalog::SetNeedsFull(*m->conn_, row.id, true));
+      row.needs_full = true;
+    }
     Entry entry;
     auto schedule = Schedule::Parse(row.schedule);
     entry.schedule = schedule.ok() ? *schedule : Schedule{};

@@ -41,6 +41,10 @@ ABSL_FLAG(bool, create_missing, true,
 ABSL_FLAG(bool, set_replica_identity, false,
           "Set REPLICA IDENTITY FULL on published source tables that lack it (else refuse "
           "with the statement to run). Default false. Env TRICKLE_SET_REPLICA_IDENTITY.");
+ABSL_FLAG(bool, recreate_lost_slot, false,
+          "When PostgreSQL has invalidated the slot (wal_status lost, past "
+          "max_slot_wal_keep_size), drop it, create a new one and refresh every stream table in "
+          "full (else refuse to start, saying so). Default false. Env TRICKLE_RECREATE_LOST_SLOT.");
 ABSL_FLAG(int, protocol_version, 1,
           "pgoutput proto_version (1 or 2). Default 1. Restart to change. "
           "Env TRICKLE_PROTOCOL_VERSION.");
@@ -81,7 +85,7 @@ namespace {
 
 constexpr const char* kEnvFlags[] = {"dsn",           "slot_name",        "publication_name",
                                      "data_dir",      "log_level",        "create_missing",
-                                     "set_replica_identity", "protocol_version",
+                                     "set_replica_identity", "recreate_lost_slot", "protocol_version",
                                      "status_interval", "sync_interval",
                                      "max_parallel_workers", "max_consecutive_failures",
                                      "debounce",
@@ -165,6 +169,7 @@ absl::StatusOr<ServiceConfig> ParseConfig(int argc, char** argv) {
   config.log_level = absl::GetFlag(FLAGS_log_level);
   config.create_missing = absl::GetFlag(FLAGS_create_missing);
   config.set_replica_identity = absl::GetFlag(FLAGS_set_replica_identity);
+  config.recreate_lost_slot = absl::GetFlag(FLAGS_recreate_lost_slot);
   config.protocol_version = absl::GetFlag(FLAGS_protocol_version);
   config.status_interval = absl::GetFlag(FLAGS_status_interval);
   config.sync_interval = absl::GetFlag(FLAGS_sync_interval);

@@ -19,6 +19,7 @@ struct ServiceConfig {
   std::string log_level;
   bool create_missing = true;
   bool set_replica_identity = false;
+  bool recreate_lost_slot = false;
   int protocol_version = 1;
   absl::Duration status_interval;
   absl::Duration sync_interval;

@@ -44,14 +44,37 @@ absl::Status Run(const ServiceConfig& config) {
   setup.publication_name = config.publication_name;
   setup.create_missing = config.create_missing;
   setup.set_replica_identity = config.set_replica_identity;
+  setup.recreate_lost_slot = config.recreate_lost_slot;
+  // A new slot sends nothing committed before it: recorded (durably, before
+  // the slot exists) so that every stream table whose frontier is older is
+  // refreshed in full rather than from a log with a hole in it.
+  setup.before_create_slot = [&log](Lsn wal_position) -> absl::Status {
+    if ((*log)->high_water_lsn() > 0) {
+      spdlog::warn("creating a new replication slot while the change log holds changes up to {}: "
+                   "changes committed in between were never captured; stream tables behind {} will "
+                   "be refreshed in full",
+                   FormatLsn((*log)->high_water_lsn()), FormatLsn(wal_position));
+    }
+    return storage::SetCompleteFrom(**log, wal_position);
+  };
   {
     auto conn = PgConnection::Connect(config.dsn);
     if (!conn.ok()) return conn.status();
     if (auto s = pgoutput::EnsurePublication(**conn, setup); !s.ok()) return s;
     auto slot = pgoutput::EnsureSlot(**conn, setup);
     if (!slot.ok()) return slot.status();
-    spdlog::info("{} slot \"{}\" (confirmed flush {})", slot->created ? "created" : "using",
+    spdlog::info("{} slot \"{}\" (confirmed flush {})",
+                 slot->replaced_lost ? "replaced the lost" : slot->created ? "created" : "using",
                  setup.slot_name, FormatLsn(slot->confirmed_flush));
+    // An empty change log on an old slot (a new data directory): it holds
+    // what the slot sends from its confirmed position on, nothing before.
+    if (!slot->created && (*log)->high_water_lsn() == 0) {
+      auto complete_from = storage::CompleteFrom(**log);
+      if (!complete_from.ok()) return complete_from.status();
+      if (*complete_from == 0) {
+        if (auto s = storage::SetCompleteFrom(**log, slot->confirmed_flush); !s.ok()) return s;
+      }
+    }
     if (auto s = pgoutput::CheckReplicaIdentity(**conn, setup); !s.ok()) return s;
   }
 

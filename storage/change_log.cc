@@ -1563,4 +1563,25 @@ absl::StatusOr<std::unique_ptr<ChangeLog>> ChangeLog::Open(const ChangeLogOption
   return std::unique_ptr<ChangeLog>(std::move(log));
 }
 
+namespace {
+constexpr char kCompleteFromKey[] = "capture.complete_from";
+}  // namespace
+
+absl::StatusOr<Lsn> CompleteFrom(const ChangeLog& log) {
+  TRICKLE_ASSIGN_OR_RETURN(std::optional<std::string> stored, log.GetProgress(kCompleteFromKey));
+  if (!stored) return Lsn{0};
+  auto lsn = ParseLsn(*stored);
+  if (!lsn.ok()) {
+    return absl::DataLossError(absl::StrCat("change log progress \"", kCompleteFromKey, "\" holds \"", *stored,
+                                            "\", not an LSN: ", lsn.status().message()));
+  }
+  return *lsn;
+}
+
+absl::Status SetCompleteFrom(ChangeLog& log, Lsn lsn) {
+  TRICKLE_ASSIGN_OR_RETURN(Lsn current, CompleteFrom(log));
+  if (lsn <= current) return absl::OkStatus();
+  return log.PutProgress(kCompleteFromKey, FormatLsn(lsn));
+}
+
 }  // namespace trickle::storage

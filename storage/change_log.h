@@ -176,4 +176,13 @@ class ChangeLog {
   virtual absl::StatusOr<std::optional<std::string>> GetProgress(const std::string& key) const = 0;
 };
 
+// The LSN from which the log holds every change the slot sends: a stream
+// table whose frontier is below it has missed changes (a slot created anew
+// after it was lost or dropped, or an empty data directory started on an old
+// slot) and must be refreshed in full. 0 when never recorded (the log has
+// had its slot from the start). Stored with PutProgress, so durable.
+absl::StatusOr<Lsn> CompleteFrom(const ChangeLog& log);
+// Records it; it never moves back.
+absl::Status SetCompleteFrom(ChangeLog& log, Lsn lsn);
+
 }  // namespace trickle::storage

@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -216,6 +218,162 @@ TEST(RefreshCrashTest, SigtermWhileRefreshingStopsPromptlyWithoutAFailedRefresh)
   EXPECT_EQ(std::string(failed->Get(0, 0)), "") << "failed refreshes were recorded";
   EXPECT_EQ(Scalar(sql, "SELECT count(*) FROM pgtrickle.stream_tables WHERE status <> 'ACTIVE'"), 0);
   std::printf("SIGTERM test: %d stops, %lld refreshes\n", kStops, static_cast<long long>(refreshes()));
+}
+
+// A slot created anew (dropped while trickled was down, or invalidated by
+// PostgreSQL past max_slot_wal_keep_size) sends nothing committed before it:
+// the change log has a hole. The stream tables behind it must be refreshed
+// in full, not left missing the changes in the hole.
+class SlotGapTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto conn = TestPostgres().Connect();
+    ASSERT_TRUE(conn.ok());
+    sql_ = std::move(*conn);
+    ASSERT_TRUE(sql_->Exec("CREATE TABLE sg_src (id serial PRIMARY KEY, k int, v int);"
+                           "ALTER TABLE sg_src REPLICA IDENTITY FULL;"
+                           "INSERT INTO sg_src (k, v) SELECT g % 7, g FROM "
+                           "generate_series(1, 300) g;"
+                           "CREATE PUBLICATION pub_sgap")
+                    .ok());
+    ASSERT_TRUE(sql_->Exec("SELECT pg_create_logical_replication_slot('slot_sgap', "
+                           "'pgoutput')")
+                    .ok());
+    CaptureRunner setup("sgap_setup");
+    setup.Publish({"sg_src"});
+    setup.Start();
+    service::FenceEmitter fences(TestPostgres().Dsn(), &setup.capture());
+    scheduler::ManagerOptions options;
+    options.dsn = TestPostgres().Dsn();
+    options.publication_name = "pub_sgap";
+    auto manager = scheduler::StreamTableManager::Open(options, &setup.log(), [&] { return fences.Emit(); });
+    ASSERT_TRUE(manager.ok()) << manager.status();
+    for (const auto& [name, query] : tables_) {
+      ASSERT_TRUE((*manager)->Create({name, query, delta::RefreshMode::kDifferential, "", false}).ok());
+    }
+    data_dir_ = MakeTempDir("trickle-sgap-");
+    log_path_ = data_dir_ + ".log";
+  }
+
+  void Write(int round) {
+    ASSERT_TRUE(sql_->Exec(absl::StrCat("INSERT INTO sg_src (k, v) SELECT g % 7, g * ", round,
+                                        " FROM generate_series(1, 20) g;"
+                                        "UPDATE sg_src SET v = v + ",
+                                        round, ", k = (k + 1) % 7 WHERE id % 9 = ", round % 9,
+                                        ";"
+                                        "DELETE FROM sg_src WHERE id % 13 = ",
+                                        round % 13))
+                    .ok());
+  }
+
+  // Waits until every stream table's frontier passes the current WAL end.
+  bool CaughtUp() {
+    std::string end = std::string(sql_->Exec("SELECT pg_current_wal_lsn()::text")->Get(0, 0));
+    for (int i = 0; i < 300; ++i) {
+      if (Scalar(*sql_, absl::StrCat("SELECT count(*) FROM pgtrickle.stream_tables "
+                                     "WHERE table_name LIKE 'sg\\_%'"
+                                     " AND split_part(frontier, ';', 1)::pg_lsn >= '",
+                                     end, "'")) == static_cast<int64_t>(tables_.size())) {
+        return true;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+
+  void Stop(pid_t pid) {
+    ASSERT_EQ(kill(pid, SIGTERM), 0);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "unclean stop";
+  }
+
+  // Starts trickled, writes, and stops it once the stream tables caught up.
+  void RunOnce(int round, std::vector<std::string> extra = {}) {
+    pid_t pid = StartTrickled(data_dir_, log_path_, "sgap", std::move(extra));
+    Write(round);
+    EXPECT_TRUE(CaughtUp()) << "stream tables did not catch up in round " << round;
+    Stop(pid);
+  }
+
+  int64_t FullRefreshes() {
+    return Scalar(*sql_, "SELECT count(*) FROM pgtrickle.refresh_history WHERE action = 'FULL'");
+  }
+
+  void ExpectEqualToQueries() {
+    for (const auto& [name, query] : tables_) EXPECT_EQ(OracleDifferences(*sql_, name, query), 0) << name;
+  }
+
+  std::unique_ptr<PgConnection> sql_;
+  std::string data_dir_, log_path_;
+  const std::vector<std::pair<std::string, std::string>> tables_ = {
+      {"sg_sums", "SELECT k, count(*) AS n, sum(v) AS s FROM sg_src GROUP BY k"},
+      {"sg_rows", "SELECT id, k, v FROM sg_src WHERE v % 3 <> 0"},
+  };
+};
+
+TEST_F(SlotGapTest, ASlotDroppedWhileStoppedLeadsToFullRefreshesNotAHole) {
+  SCOPED_TRACE(absl::StrCat("trickled log ", log_path_));
+  RunOnce(1);
+  int64_t full_before = FullRefreshes();
+  // The hole: the slot goes, changes commit with nobody capturing them.
+  ASSERT_TRUE(sql_->Exec("SELECT pg_drop_replication_slot('slot_sgap')").ok());
+  Write(2);
+  Write(3);
+  // trickled creates the slot anew; the stream tables are refreshed in full,
+  // then differentially again.
+  RunOnce(4);
+  EXPECT_EQ(FullRefreshes(), full_before + static_cast<int64_t>(tables_.size()));
+  ExpectEqualToQueries();
+  RunOnce(5);
+  EXPECT_EQ(FullRefreshes(), full_before + static_cast<int64_t>(tables_.size())) << "one full refresh each, no more";
+  ExpectEqualToQueries();
+}
+
+TEST_F(SlotGapTest, ASlotPostgresInvalidatedIsRefusedThenReplacedOnRequest) {
+  SCOPED_TRACE(absl::StrCat("trickled log ", log_path_));
+  RunOnce(1);
+  int64_t full_before = FullRefreshes();
+  Write(2);
+  // Past max_slot_wal_keep_size while trickled is down: PostgreSQL
+  // invalidates the slot at the next checkpoint.
+  ASSERT_TRUE(sql_->Exec("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'").ok() &&
+              sql_->Exec("SELECT pg_reload_conf()").ok());
+  ASSERT_TRUE(sql_->Exec("CREATE TABLE sg_filler (t text)").ok());
+  std::string wal_status;
+  for (int i = 0; i < 8 && wal_status != "lost"; ++i) {
+    ASSERT_TRUE(sql_->Exec("INSERT INTO sg_filler SELECT repeat('x', 1000) "
+                           "FROM generate_series(1, 3000);"
+                           "SELECT pg_switch_wal(); CHECKPOINT")
+                    .ok());
+    auto r = sql_->Exec(
+        "SELECT coalesce(wal_status, '') FROM "
+        "pg_replication_slots WHERE slot_name = 'slot_sgap'");
+    ASSERT_TRUE(r.ok() && r->rows() == 1);
+    wal_status = std::string(r->Get(0, 0));
+  }
+  ASSERT_TRUE(sql_->Exec("ALTER SYSTEM RESET max_slot_wal_keep_size").ok() &&
+              sql_->Exec("SELECT pg_reload_conf()").ok());
+  ASSERT_EQ(wal_status, "lost") << "could not make PostgreSQL invalidate the slot";
+
+  // By default trickled refuses, and says what to do.
+  pid_t pid = StartTrickled(data_dir_, log_path_, "sgap");
+  int status = 0;
+  for (int i = 0; i < 300 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "trickled kept running on a lost slot";
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  std::ifstream log(log_path_);
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"slot_sgap\" was invalidated by PostgreSQL"), std::string::npos) << text;
+  EXPECT_NE(text.find("--recreate-lost-slot"), std::string::npos);
+
+  RunOnce(3, {"--recreate-lost-slot"});
+  EXPECT_EQ(FullRefreshes(), full_before + static_cast<int64_t>(tables_.size()));
+  ExpectEqualToQueries();
+  RunOnce(4);
+  ExpectEqualToQueries();
 }
 
 }  // namespace
