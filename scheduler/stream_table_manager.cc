@@ -891,7 +891,14 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
         if (c.pulled_by_readers && c.needs_refresh && e.next_retry > now) c.needs_refresh = false;
         candidates.push_back(c);
       }
-      int capacity = pool_ ? pool_->size() - pool_->busy() : 1;
+      // Capacity from the coordinator's own books (dispatched, outcome not
+      // processed yet), not pool_->busy(): a worker counts as busy until its
+      // task returns, after it reported its outcome, and nothing wakes the
+      // coordinator when it then goes idle. Two refreshes finishing together
+      // left a dirty stream table waiting for the 100 ms timeout.
+      int in_flight = 0;
+      for (const auto& [id, e] : entries_) in_flight += e.running ? 1 : 0;
+      int capacity = pool_ ? pool_->size() - in_flight : 1;
       for (int64_t id : ChooseDispatch(candidates, dag_, now, capacity, &next_wake)) {
         Entry& e = entries_.at(id);
         tasks.push_back({e.table, std::max(DueAtLocked(e), e.last_start), e.dirty_since});
