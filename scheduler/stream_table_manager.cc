@@ -775,8 +775,24 @@ void StreamTableManager::CompleteLocked(Outcome& o) {
       row.last_error.clear();
       e.next_retry = absl::InfinitePast();
       shown.next_retry_at.reset();
+      if (!o.result->frontier.exceptions.empty()) {
+        // Logged transactions its snapshot did not see yet (E) are pending
+        // work, and their arrival may already have been consumed by this
+        // refresh's dispatch (decoded while still running in the snapshot):
+        // without this they waited for the next change of a source.
+        e.dirty = true;
+        e.dirty_since = std::min(e.dirty_since, o.finished);
+      }
       if (e.schedule.kind == Schedule::kInterval) {
-        e.pace.Record(e.interval, o.finished - o.due, options_.pace_cap);
+        // Measured from when it was due *and* had something to do: the time
+        // an idle stream table waited for its next change is not falling
+        // behind (counting it stretched a 1ms schedule to 128-256 ms at a
+        // steady 10 changes/s).
+        absl::Time needed_from = o.due;
+        if (o.dirty_since != absl::InfiniteFuture() && o.dirty_since != absl::InfinitePast()) {
+          needed_from = std::max(needed_from, o.dirty_since);
+        }
+        e.pace.Record(e.interval, o.finished - needed_from, options_.pace_cap);
         if (e.pace.behind(e.interval) != (e.shown.effective_interval > absl::ZeroDuration())) {
           spdlog::info("stream table {} {} its {} schedule; effective interval {}", row.QualifiedName(),
                        e.pace.behind(e.interval) ? "is falling behind" : "caught up with", row.schedule,
@@ -885,7 +901,14 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
         if (c.pulled_by_readers && c.needs_refresh && e.next_retry > now) c.needs_refresh = false;
         candidates.push_back(c);
       }
-      int capacity = pool_ ? pool_->size() - pool_->busy() : 1;
+      // Capacity from the coordinator's own books (dispatched, outcome not
+      // processed yet), not pool_->busy(): a worker counts as busy until its
+      // task returns, after it reported its outcome, and nothing wakes the
+      // coordinator when it then goes idle. Two refreshes finishing together
+      // left a dirty stream table waiting for the 100 ms timeout.
+      int in_flight = 0;
+      for (const auto& [id, e] : entries_) in_flight += e.running ? 1 : 0;
+      int capacity = pool_ ? pool_->size() - in_flight : 1;
       for (int64_t id : ChooseDispatch(candidates, dag_, now, capacity, &next_wake)) {
         Entry& e = entries_.at(id);
         tasks.push_back({e.table, std::max(DueAtLocked(e), e.last_start), e.dirty_since});

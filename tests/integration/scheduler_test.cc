@@ -283,5 +283,29 @@ TEST_F(SchedulerTest, SlaTierIsPromotedWithinThreeCyclesWhenDeadlinesAreMissed) 
   EXPECT_EQ(Text("SELECT tier FROM pgtrickle.stream_tables"), "hot");
 }
 
+// An interval stream table that waits idle for its next change is not
+// falling behind: the time between "due" and the change's arrival used to
+// count as lateness, so at a steady trickle of changes (one every 600 ms
+// here, interval 200 ms) the effective interval doubled again and again.
+TEST_F(SchedulerTest, IdleTimeBetweenChangesDoesNotStretchTheInterval) {
+  Start("sc_pace", scheduler::ManagerOptions{});
+  Exec("CREATE TABLE sc_pace_src (id serial PRIMARY KEY, v int);"
+       "INSERT INTO sc_pace_src (v) SELECT g FROM generate_series(1, 100) g;");
+  const std::string q = "SELECT id, v FROM sc_pace_src";
+  ASSERT_TRUE(manager_->Create({"sc_pace_st", q, delta::RefreshMode::kDifferential, "200ms", false}).ok());
+  int64_t before = Scalar("SELECT count(*) FROM pgtrickle.refresh_history");
+  for (int i = 0; i < 8; ++i) {
+    Exec(absl::StrCat("INSERT INTO sc_pace_src (v) VALUES (", i, ")"));
+    absl::SleepFor(absl::Milliseconds(600));
+  }
+  for (int i = 0; i < 500 && OracleDifferences("sc_pace_st", q) != 0; ++i) absl::SleepFor(absl::Milliseconds(20));
+  EXPECT_GE(Scalar("SELECT count(*) FROM pgtrickle.refresh_history") - before, 6);
+  auto status = manager_->GetStatus("sc_pace_st");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->scheduler.effective_interval, absl::ZeroDuration())
+      << "stretched to " << absl::FormatDuration(status->scheduler.effective_interval);
+  EXPECT_EQ(OracleDifferences("sc_pace_st", q), 0);
+}
+
 }  // namespace
 }  // namespace trickle::testing
