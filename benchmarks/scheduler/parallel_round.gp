@@ -13,6 +13,7 @@ set grid
 set xlabel "round (run order; phases alternate)"
 set ylabel "round wall time, ms (source commit -> last refresh commit)"
 set yrange [0:*]
+set autoscale xfix
 set offsets 0.5, 0.5, 0, 0
 w(n, x) = (column(3) == n ? x : NaN)
 stats prefix.".csv" using 3 nooutput
@@ -23,6 +24,7 @@ set style data histograms
 set style histogram rowstacked
 set style fill solid 0.8 border -1
 set boxwidth 0.8
+set autoscale x
 set offsets 0, 0, 0, 0
 set key below horizontal
 set xlabel "round (run order); label = workers"
