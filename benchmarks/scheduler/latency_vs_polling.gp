@@ -9,8 +9,8 @@ set grid
 set logscale x
 set xlabel "commit on the source -> visible in the stream table (ms, log scale)"
 set ylabel "fraction of source transactions"
-set title "Event-driven refresh vs a 1 s interval, same run (10 transactions/s, PostgreSQL 15, fsync on, 2 busy vCPUs)"
-set xrange [5:2000]
+set title "Event-driven refresh vs a 1 s interval, same run (10 transactions/s, PostgreSQL 15, fsync on, 2 shared vCPUs)"
+set xrange [2:2000]
 set yrange [0:1]
 st(name, x) = (strcol(1) eq name ? x : NaN)
 R = "benchmarks/results/scheduler_latency_"
