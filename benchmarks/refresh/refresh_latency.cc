@@ -65,6 +65,10 @@ ABSL_FLAG(std::string, stream_tables, "projection,join_agg",
           "(filtered projection of orders), join_agg (order_lines JOIN products GROUP BY order).");
 ABSL_FLAG(std::string, schedule, "1ms",
           "Schedule of every stream table: an interval (\"1ms\") or on_change.");
+ABSL_FLAG(std::string, baseline_schedule, "",
+          "When set, every stream table is also created as <name>_baseline with this schedule (e.g. "
+          "1s): both copies read the same source transactions in the same run, so the event-driven "
+          "schedule and the baseline share the machine's noise.");
 ABSL_FLAG(std::string, loop, "scheduler",
           "scheduler: the event-driven coordinator trickled runs (RunScheduler, woken by the "
           "capture); interval: the polling loop of trickled before it (RunDueRefreshes, sleep).");
@@ -213,6 +217,18 @@ absl::Status Run() {
     }
     if (!found) return absl::InvalidArgumentError(absl::StrCat("unknown stream table \"", key, "\""));
   }
+  // Each stream table's schedule; the baseline copies come last.
+  std::vector<std::string> schedules(defs.size(), schedule);
+  const std::string baseline_schedule = absl::GetFlag(FLAGS_baseline_schedule);
+  if (!baseline_schedule.empty()) {
+    const size_t n = defs.size();
+    for (size_t k = 0; k < n; ++k) {
+      StreamTableDef copy = defs[k];
+      copy.name += "_baseline";
+      defs.push_back(copy);
+      schedules.push_back(baseline_schedule);
+    }
+  }
 
   testing::PostgresServerOptions pg_options;
   pg_options.settings = {{"fsync", absl::GetFlag(FLAGS_fsync) ? "on" : "off"},
@@ -272,12 +288,13 @@ absl::Status Run() {
   manager_options.debounce = absl::GetFlag(FLAGS_debounce);
   auto manager = scheduler::StreamTableManager::Open(manager_options, &(*capture)->log(), timed_fence);
   if (!manager.ok()) return manager.status();
-  for (const StreamTableDef& d : defs) {
+  for (size_t k = 0; k < defs.size(); ++k) {
+    const StreamTableDef& d = defs[k];
     scheduler::CreateRequest request;
     request.name = d.name;
     request.query = d.query;
     request.mode = delta::RefreshMode::kDifferential;
-    request.schedule = schedule;
+    request.schedule = schedules[k];
     auto created = (*manager)->Create(request);
     if (!created.ok()) return created.status();
     spdlog::info("created {} ({})", d.name, scheduler::ModeName(created->effective_mode));
@@ -370,6 +387,7 @@ absl::Status Run() {
 
   std::string json = absl::StrCat("{\n  \"label\": \"", absl::GetFlag(FLAGS_label), "\",\n",
                                   "  \"rate_per_s\": ", rate, ",\n  \"schedule\": \"", schedule, "\",\n",
+                                  "  \"baseline_schedule\": \"", baseline_schedule, "\",\n",
                                   "  \"loop\": \"", loop, "\",\n  \"workers\": ", absl::GetFlag(FLAGS_workers),
                                   ",\n  \"debounce_ms\": ", absl::ToDoubleMilliseconds(absl::GetFlag(FLAGS_debounce)),
                                   ",\n",
@@ -382,7 +400,7 @@ absl::Status Run() {
                                   "\",\n", "  \"source_commit_ms\": ", Json(Summarize(client_commit_ms)),
                                   ",\n  \"stream_tables_result\": {\n");
   std::string csv = "stream_table,order_id,latency_ms,wait_ms,refresh_ms,commit_s\n";
-  std::printf("%-18s %6s %8s %8s %8s %8s %8s   %s\n", "stream table", "n", "p50", "p90", "p99", "max",
+  std::printf("%-26s %6s %8s %8s %8s %8s %8s   %s\n", "stream table", "n", "p50", "p90", "p99", "max",
               "mean", "(ms; wait p50 / refresh p50)");
   for (size_t k = 0; k < defs.size(); ++k) {
     const StreamTableDef& d = defs[k];
@@ -442,10 +460,11 @@ absl::Status Run() {
       txns_per_refresh.push_back(c);
     }
     Summary ls = Summarize(latency), ws = Summarize(wait), rs = Summarize(refresh);
-    std::printf("%-18s %6zu %8.1f %8.1f %8.1f %8.1f %8.1f   (%.1f / %.1f)%s\n", d.name.c_str(), ls.n, ls.p50,
+    std::printf("%-26s %6zu %8.1f %8.1f %8.1f %8.1f %8.1f   (%.1f / %.1f)%s\n", d.name.c_str(), ls.n, ls.p50,
                 ls.p90, ls.p99, ls.max, ls.mean, ws.p50, rs.p50,
                 missing ? absl::StrCat("  MISSING ", missing).c_str() : "");
-    absl::StrAppend(&json, "    \"", d.name, "\": {\n      \"query\": \"", d.query, "\",\n",
+    absl::StrAppend(&json, "    \"", d.name, "\": {\n      \"schedule\": \"", schedules[k], "\",\n",
+                    "      \"query\": \"", d.query, "\",\n",
                     "      \"latency_ms\": ", Json(ls), ",\n      \"wait_for_refresh_ms\": ", Json(ws),
                     ",\n      \"refresh_txn_ms\": ", Json(rs), ",\n      \"missing\": ", missing, ",\n",
                     "      \"refreshes\": ", h->rows(), ",\n      \"refreshes_leaving_exceptions\": ",
