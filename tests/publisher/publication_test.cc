@@ -8,6 +8,7 @@
 //  * lifecycle: foreign publications untouched, restarts, readers switching
 //    the replica identity, rebuilds, drops.
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <random>
 #include <regex>
@@ -230,11 +231,19 @@ class PublicationTest : public ::testing::Test {
   std::unique_ptr<StreamTableManager> manager_;
 };
 
-scheduler::CreateRequest Differential(const std::string& name, const std::string& query) {
+// The end of a test server's log, for failure messages.
+std::string ServerLogTail(const PostgresServer& server) {
+  std::ifstream in(server.socket_dir() + "/server.log");
+  std::string log((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
+}
+
+scheduler::CreateRequest Differential(const std::string& name, const std::string& query,
+                                      delta::RefreshMode mode = delta::RefreshMode::kDifferential) {
   scheduler::CreateRequest r;
   r.name = name;
   r.query = query;
-  r.mode = delta::RefreshMode::kDifferential;
+  r.mode = mode;
   r.schedule = "1s";
   return r;
 }
@@ -285,9 +294,13 @@ TEST_F(PublicationTest, SubscriberClusterCopyEqualsStreamTables) {
   Exec("CREATE TABLE ps_src (id int PRIMARY KEY, g int NOT NULL, h int, v int);"
        "ALTER TABLE ps_src REPLICA IDENTITY FULL;"
        "INSERT INTO ps_src SELECT i, i % 6, CASE WHEN i % 5 = 0 THEN NULL ELSE i % 4 END, i % 50"
-       " FROM generate_series(1, 60) i");
+       " FROM generate_series(1, 60) i;"
+       "CREATE TABLE ps_log (h int, v int);"
+       "ALTER TABLE ps_log REPLICA IDENTITY FULL;"
+       "INSERT INTO ps_log SELECT i % 3, i % 10 FROM generate_series(1, 40) i");
   struct Case {
     std::string name, query, subscriber_ddl, columns;
+    delta::RefreshMode mode = delta::RefreshMode::kDifferential;
   };
   const std::vector<Case> cases = {
       // group key g NOT NULL: the natural key is the primary key
@@ -299,10 +312,20 @@ TEST_F(PublicationTest, SubscriberClusterCopyEqualsStreamTables) {
       // the source's primary key carried through: key changes are delete + insert
       {"ps_proj", "SELECT id, g, v FROM ps_src WHERE v >= 10",
        "CREATE TABLE ps_proj (id int PRIMARY KEY, g int, v int)", "id, g, v"},
+      // the source's key carried hidden (not in the output): published as the key
+      {"ps_dup", "SELECT h, v % 3 AS r FROM ps_src WHERE v < 20",
+       "CREATE TABLE ps_dup (h int, r int, __pgt_k1 int PRIMARY KEY)", "h, r"},
+      // a source without any key, duplicates: a multiset, the surrogate key
+      {"ps_bag", "SELECT h, v FROM ps_log WHERE v < 8",
+       "CREATE TABLE ps_bag (h int, v int, __pgt_id bigint PRIMARY KEY)", "h, v"},
+      // FULL-only (a window function): TRUNCATE + INSERT on every refresh
+      {"ps_win", "SELECT g, v, rank() OVER (PARTITION BY g ORDER BY v) AS rk FROM ps_src WHERE id < 30",
+       "CREATE TABLE ps_win (g int, v int, rk bigint, __pgt_id bigint PRIMARY KEY)", "g, v, rk",
+       delta::RefreshMode::kAuto},
   };
   std::vector<std::string> publications;
   for (const Case& c : cases) {
-    auto created = manager_->Create(Differential(c.name, c.query));
+    auto created = manager_->Create(Differential(c.name, c.query, c.mode));
     ASSERT_TRUE(created.ok()) << created.status();
     auto published = manager_->CreatePublication(c.name, "");
     ASSERT_TRUE(published.ok()) << published.status();
@@ -326,7 +349,9 @@ TEST_F(PublicationTest, SubscriberClusterCopyEqualsStreamTables) {
 
   auto wait_equal = [&](const std::string& when) {
     for (const Case& c : cases) {
-      std::string q = absl::StrCat("SELECT ", c.columns, " FROM ", c.name, " ORDER BY ", c.columns);
+      // Whole rows as the map's keys: the same row may appear twice (ps_dup).
+      std::string q = absl::StrCat("SELECT row(", c.columns, ")::text || '#' || row_number() OVER (PARTITION BY ",
+                                   c.columns, ") FROM ", c.name);
       auto want = Rows(sql(), q);
       std::map<std::string, std::string> got;
       absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -335,7 +360,8 @@ TEST_F(PublicationTest, SubscriberClusterCopyEqualsStreamTables) {
         if (got == want) break;
         absl::SleepFor(absl::Milliseconds(50));
       }
-      ASSERT_EQ(got, want) << c.name << " on the subscriber, " << when;
+      ASSERT_EQ(got, want) << c.name << " on the subscriber, " << when << "; subscriber log:\n"
+                           << ServerLogTail(subscriber);
     }
   };
   wait_equal("after the initial copy");
@@ -346,6 +372,12 @@ TEST_F(PublicationTest, SubscriberClusterCopyEqualsStreamTables) {
   int next_id = 1000;
   for (int round = 0; round < 12; ++round) {
     RandomChanges(sql(), rng, "ps_src", &next_id);
+    // Duplicates come and go in the keyless source.
+    Exec(absl::StrCat("INSERT INTO ps_log VALUES (", rng() % 3, ", ", rng() % 10, "), (1, 1), (1, 1);"
+                      "DELETE FROM ps_log WHERE ctid IN (SELECT ctid FROM ps_log WHERE v = ", rng() % 10,
+                      " LIMIT 2);"
+                      "UPDATE ps_log SET v = (v + 1) % 10 WHERE ctid IN (SELECT ctid FROM ps_log WHERE h = ",
+                      rng() % 3, " LIMIT 1)"));
     for (const Case& c : cases) {
       auto r = manager_->RefreshNow(c.name, round % 5 == 4 ? scheduler::RefreshKind::kFull
                                                            : scheduler::RefreshKind::kAuto);
