@@ -1014,9 +1014,11 @@ absl::StatusOr<DeltaPlan> FullOnlyPlan(const StreamTableSpec& spec, const Catalo
   auto ctas = DeparseStatement(CreateTableAs(spec, stmt));
   auto ins = DeparseStatement(InsertSelect(spec, {}, stmt));
   TRICKLE_ASSIGN_OR_RETURN(std::string trunc, DeparseStatement(Truncate(spec)));
-  if (ctas.ok() && ins.ok()) {
+  auto select = DeparseStatement(stmt);
+  if (ctas.ok() && ins.ok() && select.ok()) {
     plan.storage_ddl.push_back(*ctas);
     plan.full_refresh_sql = {trunc, *ins};
+    plan.full_select_sql = *select;
   } else {
     std::string query = spec.query;
     while (!query.empty() && (query.back() == ';' || absl::ascii_isspace(query.back()))) {
@@ -1028,6 +1030,7 @@ absl::StatusOr<DeltaPlan> FullOnlyPlan(const StreamTableSpec& spec, const Catalo
     plan.storage_ddl.push_back(
         absl::StrCat("CREATE TABLE ", qualified, " AS\n", query, "\nWITH NO DATA"));
     plan.full_refresh_sql = {trunc, absl::StrCat("INSERT INTO ", qualified, "\n", query, "\n")};
+    plan.full_select_sql = query;
   }
   if (!facts.output_column_names.empty()) {
     for (const auto& n : facts.output_column_names) plan.columns.push_back({n, false});
@@ -1214,6 +1217,7 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
     TRICKLE_ASSIGN_OR_RETURN(std::string ins,
                              DeparseStatement(InsertSelect(spec, sp.columns, sp.full_select)));
     plan.full_refresh_sql = {trunc, ins};
+    TRICKLE_ASSIGN_OR_RETURN(plan.full_select_sql, DeparseStatement(sp.full_select));
     Node delta = b::WithCtes(builder.gen().ctes(), sp.delta_final, builder.gen().inlined_ctes());
     TRICKLE_ASSIGN_OR_RETURN(plan.delta_sql, DeparseStatement(delta));
     TRICKLE_ASSIGN_OR_RETURN(plan.merge_sql, DeparseStatement(Merge(spec, sp, delta)));

@@ -163,6 +163,11 @@ struct DeltaPlan {
 
   std::vector<std::string> storage_ddl;       // CREATE TABLE ...; CREATE UNIQUE INDEX ...
   std::vector<std::string> full_refresh_sql;  // TRUNCATE ...; INSERT ... SELECT ...
+  // The SELECT that full_refresh_sql inserts: every storage column, in
+  // order, named as in the storage table. A caller that must not empty the
+  // table (a published stream table) diffs it against the stored rows by
+  // `identity_columns` instead.
+  std::string full_select_sql;
   // SELECT: the MERGE's source, one row per changed row identity: the new
   // row and __pgt_op ('U' or 'D'); for an algebraic aggregate the group's
   // state change (count/sum deltas), which the MERGE adds to the stored

@@ -45,13 +45,15 @@ Status ParseStatus(absl::string_view s) {
 }
 
 // The migrations in order; index + 1 is the schema version.
-const absl::string_view kMigrations[] = {sql::kMigration001, sql::kMigration002};
+const absl::string_view kMigrations[] = {sql::kMigration001, sql::kMigration002,
+                                         sql::kMigration003};
 
 constexpr char kSelectColumns[] =
     "SELECT id, schema_name, table_name, query, requested_mode, effective_mode, "
     "coalesce(full_refresh_reason, ''), schedule, status, verify, frontier, needs_full, "
     "coalesce(last_error, ''), consecutive_failures, fuse_max_rows, fuse_max_multiple, "
-    "fuse_state, coalesce(fuse_reason, ''), coalesce(fuse_delta_rows, 0), sla_ms "
+    "fuse_state, coalesce(fuse_reason, ''), coalesce(fuse_delta_rows, 0), sla_ms, "
+    "coalesce(downstream_publication, '') "
     "FROM pgtrickle.stream_tables";
 
 std::optional<std::string> SlaText(const StreamTableRow& row) {
@@ -88,6 +90,7 @@ absl::StatusOr<StreamTableRow> RowFrom(const PgResult& r, int i) {
     absl::SimpleAtoi(r.Get(i, 19), &ms);
     row.sla = absl::Milliseconds(ms);
   }
+  row.downstream_publication = std::string(r.Get(i, 20));
   return row;
 }
 }  // namespace
@@ -371,6 +374,14 @@ absl::StatusOr<CostHistory> LoadCostHistory(PgConnection& conn, int64_t id, absl
     h.last_full_ms = ms;
   }
   return h;
+}
+
+absl::Status SetDownstreamPublication(PgConnection& conn, int64_t id, absl::string_view publication) {
+  return conn
+      .ExecParams("UPDATE pgtrickle.stream_tables SET downstream_publication = nullif($2, '')"
+                  " WHERE id = $1",
+                  {std::to_string(id), std::string(publication)})
+      .status();
 }
 
 absl::Status Delete(PgConnection& conn, int64_t id) {

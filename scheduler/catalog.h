@@ -44,6 +44,9 @@ struct StreamTableRow {
   std::string fuse_reason;
   int64_t fuse_delta_rows = 0;
   std::optional<absl::Duration> sla;  // freshness deadline; none = no SLA tier
+  // The PostgreSQL publication the service created for this stream table
+  // (publisher/); empty when it has none.
+  std::string downstream_publication;
 
   std::string QualifiedName() const { return schema + "." + name; }
 };
@@ -115,6 +118,8 @@ struct CostHistory {
 };
 absl::StatusOr<CostHistory> LoadCostHistory(PgConnection& conn, int64_t id, absl::Duration window);
 absl::Status UpdateDefinition(PgConnection& conn, const StreamTableRow& row);
+// Records (or, with an empty name, clears) the stream table's downstream publication.
+absl::Status SetDownstreamPublication(PgConnection& conn, int64_t id, absl::string_view publication);
 absl::Status Delete(PgConnection& conn, int64_t id);
 
 }  // namespace catalog

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
+#include "publisher/publication.h"
 
 namespace trickle::scheduler {
 namespace {
@@ -314,6 +315,14 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
   }
 
   if (!forced_full && selection.apply.empty()) return result;  // nothing to do: no write
+  // A published stream table: its row counters before anything is applied,
+  // for the refresh-boundary message (publisher/).
+  publisher::StreamTableRef published{st.row.schema, st.row.name, &st.plan};
+  bool is_published = !st.row.downstream_publication.empty();
+  publisher::RowCounts counts_before;
+  if (is_published) {
+    TRICKLE_ASSIGN_OR_RETURN(counts_before, publisher::ReadTransactionCounts(conn, published));
+  }
   if (!full) {
     std::vector<SourceDelta> deltas;
     bool truncated = false;
@@ -344,15 +353,34 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
       result.history.action = "DIFFERENTIAL";
     }
   }
+  bool truncated = false;
   if (full) {
     int64_t affected = 0;
-    for (const std::string& statement : st.plan.full_refresh_sql) {
+    // Published: diffed against the stored rows, so subscribers see only
+    // what changed (TRUNCATE + INSERT when the plan has no identity).
+    std::vector<std::string> statements;
+    if (is_published) statements = publisher::FullRefreshDiffSql(conn, published);
+    if (statements.empty()) {
+      statements = st.plan.full_refresh_sql;
+      truncated = true;
+    }
+    for (const std::string& statement : statements) {
       TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(statement));
       affected += r.AffectedRows();
     }
     result.history.action = "FULL";
     result.history.rows_affected = affected;
     result.history.reason = reason;
+  }
+
+  if (is_published && result.history.action != "SKIPPED") {
+    publisher::RefreshBoundary boundary;
+    boundary.action = result.history.action;
+    boundary.frontier_lsn = FormatLsn(result.frontier.lsn);
+    for (Lsn e : result.frontier.exceptions) boundary.exceptions.push_back(FormatLsn(e));
+    boundary.truncated = truncated;
+    TRICKLE_RETURN_IF_ERROR(
+        publisher::EmitRefreshBoundary(conn, published, counts_before, boundary).status());
   }
 
   if (st.row.verify && result.history.action != "SKIPPED") {

@@ -77,6 +77,8 @@ absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
     m->entries_.emplace(id, std::move(entry));
   }
   m->IndexSourcesLocked();
+  absl::Status synced = m->SyncPublicationsLocked();
+  if (!synced.ok()) spdlog::warn("downstream publications: {}", synced.ToString());
   return m;
 }
 
@@ -211,6 +213,16 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
   if (schedule.cron) entry.next_cron = schedule.cron->Next(absl::Now());
   if (row.sla) entry.tier.tier = AssignTier(*row.sla, absl::ZeroDuration(), absl::ZeroDuration());
   std::vector<Dependency> deps;
+  {
+    // Published stream tables it reads must log whole old rows first.
+    absl::flat_hash_set<int64_t> gaining;
+    for (const delta::SourceRelation& s : plan.sources) {
+      for (const auto& [id, e] : entries_) {
+        if (e.table.row.schema == s.schema && e.table.row.name == s.name) gaining.insert(id);
+      }
+    }
+    if (!gaining.empty()) TRICKLE_RETURN_IF_ERROR(SyncPublicationsLocked(gaining));
+  }
   for (const delta::SourceRelation& s : plan.sources) {
     Dependency d{s.oid, s.schema, s.name, std::nullopt};
     for (const auto& [id, e] : entries_) {
@@ -361,9 +373,12 @@ absl::Status StreamTableManager::DropLocked(Entry* entry, bool cascade) {
   }
   PgConnection& conn = *conn_;
   TRICKLE_RETURN_IF_ERROR(conn.Exec("BEGIN").status());
-  absl::Status s = conn.Exec(absl::StrCat("DROP TABLE IF EXISTS ", conn.QuoteIdentifier(entry->table.row.schema),
-                                          ".", conn.QuoteIdentifier(entry->table.row.name)))
-                       .status();
+  absl::Status s = DropPublicationInTransactionLocked(entry);
+  if (s.ok()) {
+    s = conn.Exec(absl::StrCat("DROP TABLE IF EXISTS ", conn.QuoteIdentifier(entry->table.row.schema), ".",
+                               conn.QuoteIdentifier(entry->table.row.name)))
+            .status();
+  }
   if (s.ok()) s = catalog::Delete(conn, id);
   if (!s.ok()) {
     (void)conn.Exec("ROLLBACK");
@@ -374,6 +389,9 @@ absl::Status StreamTableManager::DropLocked(Entry* entry, bool cascade) {
   dag_.Remove(id);
   entries_.erase(id);
   IndexSourcesLocked();
+  // Its upstreams may have lost their last reader.
+  absl::Status synced = SyncPublicationsLocked();
+  if (!synced.ok()) spdlog::warn("downstream publications: {}", synced.ToString());
   return absl::OkStatus();
 }
 
@@ -498,6 +516,7 @@ absl::Status StreamTableManager::ReinitLocked(Entry* entry) {
                                  conn.QuoteIdentifier(row.name), " REPLICA IDENTITY FULL"))
               .status();
     }
+    if (s.ok()) s = RepublishInTransactionLocked(entry, *plan);
   }
   std::vector<Dependency> deps;
   std::vector<int64_t> upstream;
@@ -534,6 +553,8 @@ absl::Status StreamTableManager::ReinitLocked(Entry* entry) {
       }
     }
   }
+  absl::Status synced = SyncPublicationsLocked();
+  if (!synced.ok()) spdlog::warn("downstream publications: {}", synced.ToString());
   spdlog::info("rebuilt stream table {}", row.QualifiedName());
   return absl::OkStatus();
 }

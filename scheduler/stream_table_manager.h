@@ -131,6 +131,16 @@ class StreamTableManager {
   // changes (advance the frontier without applying; recorded as SKIPPED).
   absl::StatusOr<RefreshResult> ResetFuse(const std::string& name, FuseAction action);
 
+  // Downstream publications (publisher/; scheduler/publications.cc).
+  // Creates the stream table's publication (`publication` empty: the
+  // default name derived from the table) and records it in the catalog.
+  // AlreadyExists when it has one; FailedPrecondition when a publication of
+  // that name exists that trickle did not create for it.
+  absl::StatusOr<StreamTableRow> CreatePublication(const std::string& name,
+                                                   const std::string& publication);
+  // Drops the stream table's publication; NotFound when it has none.
+  absl::StatusOr<StreamTableRow> DropPublication(const std::string& name);
+
   // Change arrival, from the capture thread: cheap, never blocks on a refresh.
   void OnSourceCommitted(const storage::v1::TransactionRecord& txn);
   // The event-driven coordinator: runs until `stop`, dispatching refreshes.
@@ -200,6 +210,23 @@ class StreamTableManager {
   absl::Time DueAtLocked(const Entry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool NeedsRefreshLocked(const Entry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void IndexSourcesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Publications (scheduler/publications.cc). Whether another stream table
+  // reads `id`, or is about to (`gaining_readers`).
+  bool ReadByStreamTableLocked(int64_t id, const absl::flat_hash_set<int64_t>& gaining_readers) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Brings every published stream table's replica identity and column list
+  // in line with who reads it (publisher::ChooseLayout); each in its own
+  // transaction, changing nothing that already matches.
+  absl::Status SyncPublicationsLocked(const absl::flat_hash_set<int64_t>& gaining_readers = {})
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Inside DropLocked's transaction: drops the stream table's publication
+  // (a foreign one is left alone, with a warning).
+  absl::Status DropPublicationInTransactionLocked(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Inside ReinitLocked's transaction, after the storage table was
+  // recreated: puts it back in its publication and truncates it, so
+  // subscribers drop the old rows before the FULL refresh sends the new.
+  absl::Status RepublishInTransactionLocked(Entry* entry, const delta::DeltaPlan& plan)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Wake();
 
   ManagerOptions options_;

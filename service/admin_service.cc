@@ -341,6 +341,7 @@ absl::StatusOr<std::vector<v1::StreamTable>> AdminService::ReadStreamTables(PgCo
       SetDuration(absl::Milliseconds(*ms), st.mutable_effective_interval());
     }
     if (auto t = OptionalDouble(r, i, 32)) SetTimestamp(*t, st.mutable_next_retry_at());
+    st.set_downstream_publication(std::string(r.Get(i, 33)));
     out.push_back(std::move(st));
   }
   return out;
@@ -604,6 +605,81 @@ grpc::Status AdminService::ResetFuse(grpc::ServerContext* context, const v1::Res
     TRICKLE_ASSIGN_OR_RETURN(scheduler::RefreshResult result, manager_->ResetFuse(request->name(), action));
     RefreshRecordFromResult(result, response->mutable_refresh());
     TRICKLE_ASSIGN_OR_RETURN(*response->mutable_stream_table(), ReadStreamTable(request->name()));
+    return absl::OkStatus();
+  }();
+  return ToGrpcStatus(status);
+}
+
+absl::StatusOr<std::vector<v1::Publication>> AdminService::ReadPublications(PgConnection& conn,
+                                                                           const std::string* name) {
+  std::vector<std::optional<std::string>> params = {std::nullopt, std::nullopt};
+  if (name != nullptr) {
+    TRICKLE_ASSIGN_OR_RETURN(auto qualified, SplitStreamTableName(*name));
+    params = {qualified.first, qualified.second};
+  }
+  TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.ExecParams(std::string(sql::kListPublications), params));
+  std::vector<v1::Publication> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    v1::Publication p;
+    p.set_stream_table(std::string(r.Get(i, 0)));
+    p.set_name(std::string(r.Get(i, 1)));
+    for (absl::string_view c : absl::StrSplit(r.Get(i, 2), ',', absl::SkipEmpty())) p.add_columns(std::string(c));
+    absl::string_view identity = r.Get(i, 3);
+    for (absl::string_view c : absl::StrSplit(r.Get(i, 4), ',', absl::SkipEmpty())) {
+      p.add_primary_key(std::string(c));
+    }
+    if (identity == "f") p.set_replica_identity("FULL");
+    else if (identity == "d") p.set_replica_identity(p.primary_key().empty() ? "NOTHING" : "PRIMARY KEY");
+    else if (identity == "i") p.set_replica_identity("INDEX");
+    else if (identity == "n") p.set_replica_identity("NOTHING");
+    for (absl::string_view op : absl::StrSplit(r.Get(i, 5), ',', absl::SkipEmpty())) {
+      p.add_operations(std::string(op));
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+grpc::Status AdminService::CreatePublication(grpc::ServerContext* context,
+                                             const v1::CreatePublicationRequest* request,
+                                             v1::CreatePublicationResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    TRICKLE_RETURN_IF_ERROR(Authorize(*context));
+    TRICKLE_ASSIGN_OR_RETURN(scheduler::StreamTableRow row,
+                             manager_->CreatePublication(request->name(), request->publication()));
+    TRICKLE_ASSIGN_OR_RETURN(Lease conn, Connection());
+    std::string name = row.QualifiedName();
+    TRICKLE_ASSIGN_OR_RETURN(std::vector<v1::Publication> found, ReadPublications(*conn, &name));
+    if (found.empty()) {
+      return absl::InternalError(absl::StrCat("publication of ", name, " not found right after creating it"));
+    }
+    *response->mutable_publication() = std::move(found[0]);
+    return absl::OkStatus();
+  }();
+  return ToGrpcStatus(status);
+}
+
+grpc::Status AdminService::DropPublication(grpc::ServerContext* context,
+                                           const v1::DropPublicationRequest* request,
+                                           v1::DropPublicationResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    TRICKLE_RETURN_IF_ERROR(Authorize(*context));
+    TRICKLE_ASSIGN_OR_RETURN(scheduler::StreamTable before, manager_->GetStreamTable(request->name()));
+    TRICKLE_RETURN_IF_ERROR(manager_->DropPublication(request->name()).status());
+    response->set_publication(before.row.downstream_publication);
+    return absl::OkStatus();
+  }();
+  return ToGrpcStatus(status);
+}
+
+grpc::Status AdminService::ListPublications(grpc::ServerContext* context,
+                                            const v1::ListPublicationsRequest* request,
+                                            v1::ListPublicationsResponse* response) {
+  absl::Status status = [&]() -> absl::Status {
+    TRICKLE_RETURN_IF_ERROR(Authorize(*context));
+    TRICKLE_ASSIGN_OR_RETURN(Lease conn, Connection());
+    TRICKLE_ASSIGN_OR_RETURN(std::vector<v1::Publication> all, ReadPublications(*conn, nullptr));
+    for (auto& p : all) *response->add_publications() = std::move(p);
     return absl::OkStatus();
   }();
   return ToGrpcStatus(status);

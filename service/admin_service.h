@@ -65,6 +65,12 @@ class AdminService final : public admin::v1::TrickleAdmin::Service {
                          admin::v1::GetHealthResponse* response) override;
   grpc::Status ResetFuse(grpc::ServerContext* context, const admin::v1::ResetFuseRequest* request,
                          admin::v1::ResetFuseResponse* response) override;
+  grpc::Status CreatePublication(grpc::ServerContext* context, const admin::v1::CreatePublicationRequest* request,
+                                 admin::v1::CreatePublicationResponse* response) override;
+  grpc::Status DropPublication(grpc::ServerContext* context, const admin::v1::DropPublicationRequest* request,
+                               admin::v1::DropPublicationResponse* response) override;
+  grpc::Status ListPublications(grpc::ServerContext* context, const admin::v1::ListPublicationsRequest* request,
+                                admin::v1::ListPublicationsResponse* response) override;
 
  private:
   // A catalog-read connection, returned to the pool when it goes out of scope.
@@ -79,6 +85,9 @@ class AdminService final : public admin::v1::TrickleAdmin::Service {
                                                                       const std::string* name,
                                                                       std::vector<int64_t>* ids = nullptr);
   absl::StatusOr<admin::v1::StreamTable> ReadStreamTable(const std::string& name);
+  // Downstream publications as PostgreSQL has them: all, or the named stream table's.
+  absl::StatusOr<std::vector<admin::v1::Publication>> ReadPublications(PgConnection& conn,
+                                                                       const std::string* name);
 
   AdminServiceOptions options_;
   scheduler::StreamTableManager* manager_;  // not owned

@@ -66,6 +66,9 @@ Commands:
   explain NAME            how it is maintained: operator tree, delta SQL, MERGE
   health                  the service's health (exit 8 when not ready)
   fuse reset NAME         reset a blown fuse
+  publish NAME            publish its changes for subscribers (Debezium, CREATE SUBSCRIPTION)
+  unpublish NAME          drop its downstream publication
+  publications            every downstream publication
 
 Global options (anywhere on the line):
   --address=HOST:PORT     trickled's admin RPC (env TRICKLE_ADDRESS; default 127.0.0.1:7433)
@@ -173,6 +176,33 @@ Resets a blown fuse and says what happens to the delta that blew it:
        {{"action", true}},
        2,
        2},
+      {"publish",
+       R"(Usage: trickle publish NAME [--publication=PUBLICATION]
+
+Creates a PostgreSQL publication of stream table NAME for downstream
+consumers (CREATE SUBSCRIPTION, Debezium, Kafka Connect): its visible
+columns, inserts, updates, deletes and truncates; the stream table's natural
+key becomes its primary key where it has one. Each refresh that changes it
+also emits a logical message 'trickle.refresh'. See docs/publications.md.
+  --publication   the publication's name (default NAME_pub; SCHEMA_NAME_pub outside public)
+)",
+       {{"publication", true}},
+       1,
+       1},
+      {"unpublish",
+       R"(Usage: trickle unpublish NAME
+
+Drops the downstream publication of stream table NAME (exit 3 when it has
+none). A publication trickle did not create is never dropped (exit 5).
+)",
+       {},
+       1,
+       1},
+      {"publications",
+       "Usage: trickle publications\n\nEvery downstream publication: stream table, columns, replica identity.\n",
+       {},
+       0,
+       0},
   };
   return *commands;
 }
@@ -355,6 +385,15 @@ void PrintRefresh(const std::string& name, const v1::RefreshRecord& r) {
   }
 }
 
+std::string PublicationIdentity(const v1::Publication& pub) {
+  if (pub.replica_identity() == "PRIMARY KEY") {
+    return absl::StrCat("primary key (", absl::StrJoin(pub.primary_key(), ", "), ")");
+  }
+  std::string out = pub.replica_identity().empty() ? "-" : pub.replica_identity();
+  if (!pub.primary_key().empty()) absl::StrAppend(&out, "; key (", absl::StrJoin(pub.primary_key(), ", "), ")");
+  return out;
+}
+
 void PrintStreamTable(const v1::StreamTable& st) {
   PrintField("name", st.name());
   PrintField("status", Status(st.status()));
@@ -405,6 +444,7 @@ void PrintStreamTable(const v1::StreamTable& st) {
   }
   PrintField("sla", sla);
   PrintField("last error", st.last_error().empty() ? "-" : st.last_error());
+  if (!st.downstream_publication().empty()) PrintField("publication", st.downstream_publication());
   if (st.has_next_retry_at()) PrintField("next retry", FormatTime(st.next_retry_at()));
   std::printf("query:\n");
   for (absl::string_view line : absl::StrSplit(st.query(), '\n')) {
@@ -728,6 +768,43 @@ int Run(const CommandSpec& spec, const Args& args, Client& client, bool json) {
     if (json) return PrintJson(resp), kOk;
     std::printf("fuse of %s reset (%s)\n", resp.stream_table().name().c_str(), action.c_str());
     PrintRefresh(resp.stream_table().name(), resp.refresh());
+    return kOk;
+  }
+  if (command == "publish") {
+    v1::CreatePublicationRequest req;
+    req.set_name(p[0]);
+    req.set_publication(args.Get("publication"));
+    v1::CreatePublicationResponse resp;
+    grpc::Status s = client.stub().CreatePublication(client.Context().get(), req, &resp);
+    if (!s.ok()) return Fail(command, s, client);
+    if (json) return PrintJson(resp), kOk;
+    const v1::Publication& pub = resp.publication();
+    std::printf("published %s as publication %s\n", pub.stream_table().c_str(), pub.name().c_str());
+    PrintField("columns", absl::StrJoin(pub.columns(), ", "));
+    PrintField("identity", PublicationIdentity(pub));
+    PrintField("operations", absl::StrJoin(pub.operations(), ", "));
+    return kOk;
+  }
+  if (command == "unpublish") {
+    v1::DropPublicationRequest req;
+    req.set_name(p[0]);
+    v1::DropPublicationResponse resp;
+    grpc::Status s = client.stub().DropPublication(client.Context().get(), req, &resp);
+    if (!s.ok()) return Fail(command, s, client);
+    if (json) return PrintJson(resp), kOk;
+    std::printf("dropped publication %s of %s\n", resp.publication().c_str(), p[0].c_str());
+    return kOk;
+  }
+  if (command == "publications") {
+    v1::ListPublicationsResponse resp;
+    grpc::Status s = client.stub().ListPublications(client.Context().get(), v1::ListPublicationsRequest(), &resp);
+    if (!s.ok()) return Fail(command, s, client);
+    if (json) return PrintJson(resp), kOk;
+    std::vector<std::vector<std::string>> rows = {{"PUBLICATION", "STREAM TABLE", "IDENTITY", "COLUMNS"}};
+    for (const v1::Publication& pub : resp.publications()) {
+      rows.push_back({pub.name(), pub.stream_table(), PublicationIdentity(pub), absl::StrJoin(pub.columns(), ",")});
+    }
+    PrintTable(rows);
     return kOk;
   }
   return Usage(nullptr, absl::StrCat("unknown command \"", command, "\""));

@@ -1,8 +1,9 @@
 -- Stream tables for ListStreamTables / GetStreamTable, with the counters of
 -- pgtrickle.pg_stat_stream_tables. $1, $2 = schema and name to select one,
 -- or NULL for all. The scheduler's columns (fuse, SLA tier, cost model;
--- catalog version 2) are read through to_jsonb so that a catalog without
--- them gives NULLs instead of an error.
+-- catalog version 2; the downstream publication, version 3) are read
+-- through to_jsonb so that a catalog without them gives NULLs instead of an
+-- error.
 SELECT st.id, st.schema_name, st.table_name, st.query, st.requested_mode, st.effective_mode,
        coalesce(st.full_refresh_reason, ''), st.schedule, st.status, st.verify,
        st.frontier, coalesce(st.last_error, ''), st.consecutive_failures,
@@ -20,7 +21,8 @@ SELECT st.id, st.schema_name, st.table_name, st.query, st.requested_mode, st.eff
        j ->> 'sla_ms', j ->> 'tier',
        j ->> 'cost_samples', j ->> 'cost_slope_ms_per_row', j ->> 'cost_intercept_ms',
        j ->> 'effective_interval_ms',
-       extract(epoch FROM (j ->> 'next_retry_at')::timestamptz)::float8
+       extract(epoch FROM (j ->> 'next_retry_at')::timestamptz)::float8,
+       coalesce(j ->> 'downstream_publication', '')
 FROM pgtrickle.stream_tables st
 JOIN pgtrickle.pg_stat_stream_tables v
   ON v.schema_name = st.schema_name AND v.table_name = st.table_name

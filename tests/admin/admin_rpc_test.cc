@@ -562,7 +562,8 @@ TEST_F(AdminRpcTest, ServerReflectionDescribesTheAdminService) {
     for (const auto& m : file.service(0).method()) methods.push_back(m.name());
     EXPECT_EQ(methods, (std::vector<std::string>{"CreateStreamTable", "AlterStreamTable", "DropStreamTable",
                                                   "RefreshStreamTable", "ListStreamTables", "GetStreamTable",
-                                                  "Explain", "GetHealth", "ResetFuse"}));
+                                                  "Explain", "GetHealth", "ResetFuse", "CreatePublication",
+                                                  "DropPublication", "ListPublications"}));
   }
   EXPECT_TRUE(found);
   stream->WritesDone();
