@@ -74,9 +74,11 @@ ABSL_FLAG(int, rounds_per_phase, 3, "Rounds measured in each phase.");
 ABSL_FLAG(absl::Duration, gap, absl::Seconds(11),
           "Idle time before each round. PostgreSQL 15 publishes an idle backend's statistics "
           "(pg_stat_wal) within 10 s, so each round's WAL flush counts are complete with >10 s.");
-ABSL_FLAG(absl::Duration, debounce, absl::Milliseconds(10), "On-change debounce (trickled's default).");
-ABSL_FLAG(absl::Duration, trim_interval, absl::ZeroDuration(),
-          "0: change-log trims as shipped; else batched (benchmarks/refresh/throttled_trim_log.h).");
+ABSL_FLAG(absl::Duration, debounce, absl::Milliseconds(10),
+          "On-change debounce (trickled's default).");
+ABSL_FLAG(
+    absl::Duration, trim_interval, absl::ZeroDuration(),
+    "0: change-log trims as shipped; else batched (benchmarks/refresh/throttled_trim_log.h).");
 ABSL_FLAG(bool, fsync, true, "PostgreSQL fsync (durable: on).");
 ABSL_FLAG(std::string, out, "", "Output prefix for <out>.csv and <out>.json (none when empty).");
 ABSL_FLAG(std::string, label, "", "Free-text label stored in the JSON.");
@@ -109,8 +111,8 @@ double Mean(const std::vector<double>& v) {
 // of each round; processes that exited are in the postmaster's reaped time.
 const std::vector<std::string>& Roles() {
   static const auto* roles = new std::vector<std::string>{
-      "pg_refresh_workers", "pg_walsender", "pg_fence", "pg_catalog_conn", "pg_driver", "pg_background",
-      "pg_exited",          "service",      "driver"};
+      "pg_refresh_workers", "pg_walsender", "pg_fence", "pg_catalog_conn", "pg_driver",
+      "pg_background",      "pg_exited",    "service",  "driver"};
   return *roles;
 }
 
@@ -157,7 +159,8 @@ struct Round {
   // (synchronous_commit on); concurrent commits can share one.
   int xids = 0;
   double wal_syncs = 0, wal_sync_ms = 0, wal_writes = 0, wal_kb = 0;
-  double server_sum_ms = 0;  // every statement of the service pg_stat_statements saw (not COMMIT's flush)
+  double server_sum_ms =
+      0;  // every statement of the service pg_stat_statements saw (not COMMIT's flush)
   std::string loadavg;
 };
 
@@ -179,29 +182,32 @@ struct Context {
 };
 
 absl::Status Check(const absl::StatusOr<PgResult>& r, const std::string& what) {
-  if (!r.ok()) return absl::Status(r.status().code(), absl::StrCat(what, ": ", r.status().message()));
+  if (!r.ok())
+    return absl::Status(r.status().code(), absl::StrCat(what, ": ", r.status().message()));
   return absl::OkStatus();
 }
 
 std::string SourceName(int i) { return absl::StrFormat("src_%02d", i); }
 std::string StreamName(int i) { return absl::StrFormat("st_%02d", i); }
 std::string StreamQuery(PgConnection& c, int i) {
-  return absl::StrCat("SELECT g, count(*) AS n, sum(v) AS total FROM ", c.QuoteIdentifier(SourceName(i)),
-                      " GROUP BY g");
+  return absl::StrCat("SELECT g, count(*) AS n, sum(v) AS total FROM ",
+                      c.QuoteIdentifier(SourceName(i)), " GROUP BY g");
 }
 
 absl::Status LoadSources(PgConnection& sql, int sources, int rows, int groups) {
   for (int i = 0; i < sources; ++i) {
     std::string t = sql.QuoteIdentifier(SourceName(i));
-    absl::Status s = Check(
-        sql.Exec(absl::StrCat("CREATE TABLE ", t, " (id int PRIMARY KEY, g int NOT NULL, v bigint NOT NULL);",
-                              "INSERT INTO ", t, " SELECT x, x % ", groups, ", x FROM generate_series(1, ", rows,
-                              ") x;", "ALTER TABLE ", t, " REPLICA IDENTITY FULL")),
-        absl::StrCat("loading ", SourceName(i)));
+    absl::Status s =
+        Check(sql.Exec(absl::StrCat(
+                  "CREATE TABLE ", t, " (id int PRIMARY KEY, g int NOT NULL, v bigint NOT NULL);",
+                  "INSERT INTO ", t, " SELECT x, x % ", groups, ", x FROM generate_series(1, ",
+                  rows, ") x;", "ALTER TABLE ", t, " REPLICA IDENTITY FULL")),
+              absl::StrCat("loading ", SourceName(i)));
     if (!s.ok()) return s;
   }
   if (auto s = Check(sql.Exec("VACUUM ANALYZE"), "VACUUM ANALYZE"); !s.ok()) return s;
-  return Check(sql.Exec("CREATE EXTENSION pg_stat_statements"), "CREATE EXTENSION pg_stat_statements");
+  return Check(sql.Exec("CREATE EXTENSION pg_stat_statements"),
+               "CREATE EXTENSION pg_stat_statements");
 }
 
 // Waits until the scheduler has nothing running or pending (its start-up
@@ -223,8 +229,9 @@ absl::Status Settle(scheduler::StreamTableManager& m, const std::vector<std::str
 
 // pid -> role of every PostgreSQL process pg_stat_activity shows.
 absl::StatusOr<std::map<int, std::string>> PgRoles(PgConnection& sql) {
-  auto r = sql.Exec(absl::StrCat(kDriverTag,
-                                 "SELECT pid, backend_type, coalesce(application_name, '') FROM pg_stat_activity"));
+  auto r = sql.Exec(absl::StrCat(
+      kDriverTag,
+      "SELECT pid, backend_type, coalesce(application_name, '') FROM pg_stat_activity"));
   if (!r.ok()) return r.status();
   std::map<int, std::string> roles;
   for (int i = 0; i < r->rows(); ++i) {
@@ -235,10 +242,14 @@ absl::StatusOr<std::map<int, std::string>> PgRoles(PgConnection& sql) {
     if (type == "walsender") {
       role = "pg_walsender";
     } else if (type == "client backend") {
-      if (absl::StartsWith(app, "trickle-worker-")) role = "pg_refresh_workers";
-      else if (app == "trickle") role = "pg_catalog_conn";
-      else if (absl::StartsWith(app, "bench-")) role = "pg_driver";
-      else if (app.empty()) role = "pg_fence";  // the fence emitter's connection sets no name
+      if (absl::StartsWith(app, "trickle-worker-"))
+        role = "pg_refresh_workers";
+      else if (app == "trickle")
+        role = "pg_catalog_conn";
+      else if (absl::StartsWith(app, "bench-"))
+        role = "pg_driver";
+      else if (app.empty())
+        role = "pg_fence";  // the fence emitter's connection sets no name
     }
     roles[pid] = role;
   }
@@ -252,14 +263,18 @@ absl::StatusOr<Round> RunRound(Context& ctx, int workers, int round_index) {
   PgConnection& sql = *ctx.sql;
   Round out;
   out.workers = workers;
-  auto before = sql.Exec(absl::StrCat(kDriverTag, "SELECT coalesce(max(id), 0) FROM pgtrickle.refresh_history"));
+  auto before = sql.Exec(
+      absl::StrCat(kDriverTag, "SELECT coalesce(max(id), 0) FROM pgtrickle.refresh_history"));
   if (!before.ok()) return before.status();
   std::string history_from(before->Get(0, 0));
-  if (auto s = Check(sql.Exec(absl::StrCat(kDriverTag, "SELECT pg_stat_statements_reset()")), "reset"); !s.ok()) {
+  if (auto s =
+          Check(sql.Exec(absl::StrCat(kDriverTag, "SELECT pg_stat_statements_reset()")), "reset");
+      !s.ok()) {
     return s;
   }
   out.loadavg = LoadAverage();
-  auto xmax0 = sql.Exec(absl::StrCat(kDriverTag, "SELECT txid_snapshot_xmax(txid_current_snapshot())"));
+  auto xmax0 =
+      sql.Exec(absl::StrCat(kDriverTag, "SELECT txid_snapshot_xmax(txid_current_snapshot())"));
   if (!xmax0.ok()) return xmax0.status();
   absl::Time t0 = absl::Now();
   CpuSample cpu0 = SampleCpu(ctx.postmaster);
@@ -291,16 +306,19 @@ absl::StatusOr<Round> RunRound(Context& ctx, int workers, int round_index) {
     int ok = 0, failed = 0;
     (void)absl::SimpleAtoi(r->Get(0, 0), &ok);
     (void)absl::SimpleAtoi(r->Get(0, 1), &failed);
-    if (failed > 0) return absl::InternalError(absl::StrCat(failed, " refreshes failed in the round"));
+    if (failed > 0)
+      return absl::InternalError(absl::StrCat(failed, " refreshes failed in the round"));
     if (ok >= sources) break;
     if (absl::Now() > deadline) {
-      return absl::DeadlineExceededError(absl::StrCat("only ", ok, " of ", sources, " refreshed in 5 minutes"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("only ", ok, " of ", sources, " refreshed in 5 minutes"));
     }
     absl::SleepFor(absl::Milliseconds(20));
   }
   CpuSample cpu1 = SampleCpu(ctx.postmaster);
   absl::Time t1 = absl::Now();
-  auto xmax1 = sql.Exec(absl::StrCat(kDriverTag, "SELECT txid_snapshot_xmax(txid_current_snapshot())"));
+  auto xmax1 =
+      sql.Exec(absl::StrCat(kDriverTag, "SELECT txid_snapshot_xmax(txid_current_snapshot())"));
   if (!xmax1.ok()) return xmax1.status();
   {
     int64_t a = 0, b = 0;
@@ -322,7 +340,8 @@ absl::StatusOr<Round> RunRound(Context& ctx, int workers, int round_index) {
   for (const auto& [tid, ms] : cpu1.threads) {
     out.cpu_ms[tid == main_tid ? "driver" : "service"] += Delta(cpu0.threads, cpu1.threads, tid);
   }
-  uint64_t busy = cpu1.machine.first - cpu0.machine.first, total = cpu1.machine.second - cpu0.machine.second;
+  uint64_t busy = cpu1.machine.first - cpu0.machine.first,
+           total = cpu1.machine.second - cpu0.machine.second;
   out.machine_busy_pct = total ? 100.0 * busy / total : 0;
 
   // Fences in the window.
@@ -340,15 +359,16 @@ absl::StatusOr<Round> RunRound(Context& ctx, int workers, int round_index) {
 
   // The round from commit timestamps.
   auto m = sql.ExecParams(
-      absl::StrCat(kDriverTag,
-                   "WITH s AS (SELECT pg_xact_commit_timestamp($2::text::xid) AS c),"
-                   " h AS (SELECT started_at, pg_xact_commit_timestamp(xmin) AS c, delta_rows"
-                   "       FROM pgtrickle.refresh_history WHERE id > $1 AND error IS NULL)"
-                   " SELECT 1000 * extract(epoch FROM max(h.c) - s.c),"
-                   " 1000 * extract(epoch FROM min(h.started_at) - s.c),"
-                   " 1000 * extract(epoch FROM max(h.c) - min(h.started_at)),"
-                   " sum(1000 * extract(epoch FROM h.c - h.started_at)), count(*), sum(h.delta_rows)"
-                   " FROM h, s GROUP BY s.c"),
+      absl::StrCat(
+          kDriverTag,
+          "WITH s AS (SELECT pg_xact_commit_timestamp($2::text::xid) AS c),"
+          " h AS (SELECT started_at, pg_xact_commit_timestamp(xmin) AS c, delta_rows"
+          "       FROM pgtrickle.refresh_history WHERE id > $1 AND error IS NULL)"
+          " SELECT 1000 * extract(epoch FROM max(h.c) - s.c),"
+          " 1000 * extract(epoch FROM min(h.started_at) - s.c),"
+          " 1000 * extract(epoch FROM max(h.c) - min(h.started_at)),"
+          " sum(1000 * extract(epoch FROM h.c - h.started_at)), count(*), sum(h.delta_rows)"
+          " FROM h, s GROUP BY s.c"),
       {history_from, source_xid});
   if (!m.ok()) return m.status();
   if (m->rows() != 1) return absl::InternalError("no refresh history for the round");
@@ -361,11 +381,11 @@ absl::StatusOr<Round> RunRound(Context& ctx, int workers, int round_index) {
   out.concurrency = out.span_ms > 0 ? out.refresh_txn_sum_ms / out.span_ms : 0;
 
   // Server time per statement kind (the driver's own statements left out).
-  auto st = sql.Exec(absl::StrCat(
-      kDriverTag,
-      "SELECT regexp_replace(left(regexp_replace(query, '\\s+', ' ', 'g'), 48), '[0-9]+', 'N', 'g'),"
-      " sum(calls), sum(total_exec_time) FROM pg_stat_statements"
-      " WHERE query NOT LIKE '/*driver*/%' GROUP BY 1"));
+  auto st = sql.Exec(absl::StrCat(kDriverTag,
+                                  "SELECT regexp_replace(left(regexp_replace(query, '\\s+', ' ', "
+                                  "'g'), 48), '[0-9]+', 'N', 'g'),"
+                                  " sum(calls), sum(total_exec_time) FROM pg_stat_statements"
+                                  " WHERE query NOT LIKE '/*driver*/%' GROUP BY 1"));
   if (!st.ok()) return st.status();
   for (int i = 0; i < st->rows(); ++i) {
     double calls = 0, ms = 0;
@@ -400,8 +420,9 @@ absl::Status RunPhase(Context& ctx, int workers, int pair, int* sequence, int* r
   // r's WAL is the difference of reads r and r + 1.
   std::vector<std::vector<double>> wal;
   auto read_wal = [&]() -> absl::Status {
-    auto r = ctx.sql->Exec(absl::StrCat(kDriverTag,
-                                        "SELECT wal_sync, wal_sync_time, wal_write, wal_bytes / 1024.0 FROM pg_stat_wal"));
+    auto r = ctx.sql->Exec(absl::StrCat(
+        kDriverTag,
+        "SELECT wal_sync, wal_sync_time, wal_write, wal_bytes / 1024.0 FROM pg_stat_wal"));
     if (!r.ok()) return r.status();
     std::vector<double> v(4);
     for (int i = 0; i < 4; ++i) (void)absl::SimpleAtod(r->Get(0, i), &v[i]);
@@ -420,12 +441,15 @@ absl::Status RunPhase(Context& ctx, int workers, int pair, int* sequence, int* r
     round->pair = pair;
     round->phase_round = r;
     round->sequence = (*sequence)++;
-    std::printf("pair %d workers %d round %d: wall %.1f ms (first start %.1f, span %.1f, concurrency %.2f), "
-                "cpu workers %.0f walsender %.0f catalog %.0f service %.0f ms, fences %d (p50 %.1f ms), "
-                "write xacts %d, load %s\n",
-                pair, workers, r, round->wall_ms, round->first_start_ms, round->span_ms, round->concurrency,
-                round->cpu_ms["pg_refresh_workers"], round->cpu_ms["pg_walsender"], round->cpu_ms["pg_catalog_conn"],
-                round->cpu_ms["service"], round->fences, round->fence_p50_ms, round->xids, round->loadavg.c_str());
+    std::printf(
+        "pair %d workers %d round %d: wall %.1f ms (first start %.1f, span %.1f, concurrency "
+        "%.2f), "
+        "cpu workers %.0f walsender %.0f catalog %.0f service %.0f ms, fences %d (p50 %.1f ms), "
+        "write xacts %d, load %s\n",
+        pair, workers, r, round->wall_ms, round->first_start_ms, round->span_ms, round->concurrency,
+        round->cpu_ms["pg_refresh_workers"], round->cpu_ms["pg_walsender"],
+        round->cpu_ms["pg_catalog_conn"], round->cpu_ms["service"], round->fences,
+        round->fence_p50_ms, round->xids, round->loadavg.c_str());
     std::fflush(stdout);
     rounds->push_back(*round);
   }
@@ -441,8 +465,8 @@ absl::Status RunPhase(Context& ctx, int workers, int pair, int* sequence, int* r
     r.wal_sync_ms = b[1] - a[1];
     r.wal_writes = b[2] - a[2];
     r.wal_kb = b[3] - a[3];
-    std::printf("  round %d WAL: %.0f flushes (%.1f ms in fsync), %.0f writes, %.0f kB\n", r.phase_round,
-                r.wal_syncs, r.wal_sync_ms, r.wal_writes, r.wal_kb);
+    std::printf("  round %d WAL: %.0f flushes (%.1f ms in fsync), %.0f writes, %.0f kB\n",
+                r.phase_round, r.wal_syncs, r.wal_sync_ms, r.wal_writes, r.wal_kb);
   }
   stop = true;
   coordinator.join();
@@ -463,7 +487,8 @@ std::string JsonList(const std::vector<double>& v) {
 absl::Status Run() {
   const int sources = absl::GetFlag(FLAGS_sources);
   const int workers = absl::GetFlag(FLAGS_workers);
-  if (workers <= 0) return absl::InvalidArgumentError("--workers must be at least 1 (serial is the baseline)");
+  if (workers <= 0)
+    return absl::InvalidArgumentError("--workers must be at least 1 (serial is the baseline)");
 
   testing::PostgresServerOptions pg_options;
   pg_options.settings = {{"fsync", absl::GetFlag(FLAGS_fsync) ? "on" : "off"},
@@ -476,12 +501,17 @@ absl::Status Run() {
   auto sql_conn = PgConnection::Connect(dsn);
   if (!sql_conn.ok()) return sql_conn.status();
   PgConnection& sql = **sql_conn;
-  if (auto s = Check(sql.Exec("SET application_name = 'bench-driver'"), "naming"); !s.ok()) return s;
+  if (auto s = Check(sql.Exec("SET application_name = 'bench-driver'"), "naming"); !s.ok())
+    return s;
   auto writer_conn = PgConnection::Connect(dsn);
   if (!writer_conn.ok()) return writer_conn.status();
-  if (auto s = Check((*writer_conn)->Exec("SET application_name = 'bench-writer'"), "naming"); !s.ok()) return s;
+  if (auto s = Check((*writer_conn)->Exec("SET application_name = 'bench-writer'"), "naming");
+      !s.ok())
+    return s;
   std::printf("loading %d sources of %d rows\n", sources, absl::GetFlag(FLAGS_source_rows));
-  if (auto s = LoadSources(sql, sources, absl::GetFlag(FLAGS_source_rows), absl::GetFlag(FLAGS_groups)); !s.ok()) {
+  if (auto s =
+          LoadSources(sql, sources, absl::GetFlag(FLAGS_source_rows), absl::GetFlag(FLAGS_groups));
+      !s.ok()) {
     return s;
   }
   int postmaster = 0;
@@ -560,7 +590,8 @@ absl::Status Run() {
   std::string load_start = LoadAverage();
   absl::Time run_start = absl::Now();
   for (int p = 0; p < absl::GetFlag(FLAGS_pairs); ++p) {
-    std::vector<int> order = p % 2 == 0 ? std::vector<int>{workers, 0} : std::vector<int>{0, workers};
+    std::vector<int> order =
+        p % 2 == 0 ? std::vector<int>{workers, 0} : std::vector<int>{0, workers};
     for (int w : order) {
       if (auto s = RunPhase(ctx, w, p, &sequence, &round_index, &rounds); !s.ok()) return s;
     }
@@ -573,31 +604,37 @@ absl::Status Run() {
   for (int i = 0; i < sources; ++i) {
     std::string q = StreamQuery(sql, i);
     std::string t = sql.QuoteIdentifier(StreamName(i));
-    auto diff = sql.Exec(absl::StrCat("SELECT count(*) FROM ((SELECT g, n, total FROM ", t, " EXCEPT ALL ", q,
-                                      ") UNION ALL (", q, " EXCEPT ALL SELECT g, n, total FROM ", t, ")) d"));
+    auto diff = sql.Exec(absl::StrCat("SELECT count(*) FROM ((SELECT g, n, total FROM ", t,
+                                      " EXCEPT ALL ", q, ") UNION ALL (", q,
+                                      " EXCEPT ALL SELECT g, n, total FROM ", t, ")) d"));
     if (!diff.ok()) return diff.status();
     int64_t d = 0;
     (void)absl::SimpleAtoi(diff->Get(0, 0), &d);
     differing += d;
   }
-  std::printf("oracle: %lld differing rows over %d stream tables\n", static_cast<long long>(differing), sources);
+  std::printf("oracle: %lld differing rows over %d stream tables\n",
+              static_cast<long long>(differing), sources);
 
   // Per configuration and per pair.
   std::string csv =
-      "sequence,pair,workers,phase_round,wall_ms,first_start_ms,span_ms,refresh_txn_sum_ms,concurrency,"
-      "refreshes,delta_rows,machine_busy_pct,fences,fence_sum_ms,fence_p50_ms,fence_max_ms,write_xacts,"
+      "sequence,pair,workers,phase_round,wall_ms,first_start_ms,span_ms,refresh_txn_sum_ms,"
+      "concurrency,"
+      "refreshes,delta_rows,machine_busy_pct,fences,fence_sum_ms,fence_p50_ms,fence_max_ms,write_"
+      "xacts,"
       "wal_syncs,wal_sync_ms,wal_writes,wal_kb,server_sum_ms";
   for (const std::string& role : Roles()) absl::StrAppend(&csv, ",cpu_", role, "_ms");
   absl::StrAppend(&csv, ",loadavg\n");
   for (const Round& r : rounds) {
-    absl::StrAppend(&csv, absl::StrFormat("%d,%d,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%d,%.1f,%d,%.3f,%.3f,%.3f,%d,"
-                                          "%.0f,%.3f,%.0f,%.1f,%.3f",
-                                          r.sequence, r.pair, r.workers, r.phase_round, r.wall_ms, r.first_start_ms,
-                                          r.span_ms, r.refresh_txn_sum_ms, r.concurrency, r.refreshes, r.delta_rows,
-                                          r.machine_busy_pct, r.fences, r.fence_sum_ms, r.fence_p50_ms,
-                                          r.fence_max_ms, r.xids, r.wal_syncs, r.wal_sync_ms, r.wal_writes, r.wal_kb,
-                                          r.server_sum_ms));
-    for (const std::string& role : Roles()) absl::StrAppend(&csv, absl::StrFormat(",%.0f", r.cpu_ms.at(role)));
+    absl::StrAppend(
+        &csv, absl::StrFormat(
+                  "%d,%d,%d,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%d,%d,%.1f,%d,%.3f,%.3f,%.3f,%d,"
+                  "%.0f,%.3f,%.0f,%.1f,%.3f",
+                  r.sequence, r.pair, r.workers, r.phase_round, r.wall_ms, r.first_start_ms,
+                  r.span_ms, r.refresh_txn_sum_ms, r.concurrency, r.refreshes, r.delta_rows,
+                  r.machine_busy_pct, r.fences, r.fence_sum_ms, r.fence_p50_ms, r.fence_max_ms,
+                  r.xids, r.wal_syncs, r.wal_sync_ms, r.wal_writes, r.wal_kb, r.server_sum_ms));
+    for (const std::string& role : Roles())
+      absl::StrAppend(&csv, absl::StrFormat(",%.0f", r.cpu_ms.at(role)));
     absl::StrAppend(&csv, ",", r.loadavg, "\n");
   }
 
@@ -610,17 +647,20 @@ absl::Status Run() {
   };
   std::string json = absl::StrCat(
       "{\n  \"label\": \"", absl::GetFlag(FLAGS_label), "\",\n  \"sources\": ", sources,
-      ",\n  \"source_rows\": ", absl::GetFlag(FLAGS_source_rows), ",\n  \"groups\": ", absl::GetFlag(FLAGS_groups),
-      ",\n  \"changed_rows_per_source\": ", absl::GetFlag(FLAGS_changed_rows), ",\n  \"workers\": ", workers,
-      ",\n  \"pairs\": ", absl::GetFlag(FLAGS_pairs), ",\n  \"rounds_per_phase\": ",
-      absl::GetFlag(FLAGS_rounds_per_phase), ",\n  \"debounce_ms\": ",
-      absl::ToDoubleMilliseconds(absl::GetFlag(FLAGS_debounce)), ",\n  \"trim_interval_s\": ",
-      absl::ToDoubleSeconds(absl::GetFlag(FLAGS_trim_interval)), ",\n  \"fsync\": ",
-      absl::GetFlag(FLAGS_fsync) ? "true" : "false", ",\n  \"run_s\": ", absl::StrFormat("%.0f", run_s),
-      ",\n  \"loadavg_start\": \"", load_start, "\",\n  \"loadavg_end\": \"", load_end,
-      "\",\n  \"oracle_differing_rows\": ", differing, ",\n  \"configurations\": {\n");
-  std::printf("\n%-10s %6s %10s %10s %10s %8s %8s %8s %8s %8s %8s %8s\n", "workers", "rounds", "wall p50",
-              "wall min", "wall max", "span p50", "conc.", "cpu pg", "cpu svc", "busy %", "xacts", "flushes");
+      ",\n  \"source_rows\": ", absl::GetFlag(FLAGS_source_rows),
+      ",\n  \"groups\": ", absl::GetFlag(FLAGS_groups),
+      ",\n  \"changed_rows_per_source\": ", absl::GetFlag(FLAGS_changed_rows),
+      ",\n  \"workers\": ", workers, ",\n  \"pairs\": ", absl::GetFlag(FLAGS_pairs),
+      ",\n  \"rounds_per_phase\": ", absl::GetFlag(FLAGS_rounds_per_phase),
+      ",\n  \"debounce_ms\": ", absl::ToDoubleMilliseconds(absl::GetFlag(FLAGS_debounce)),
+      ",\n  \"trim_interval_s\": ", absl::ToDoubleSeconds(absl::GetFlag(FLAGS_trim_interval)),
+      ",\n  \"fsync\": ", absl::GetFlag(FLAGS_fsync) ? "true" : "false",
+      ",\n  \"run_s\": ", absl::StrFormat("%.0f", run_s), ",\n  \"loadavg_start\": \"", load_start,
+      "\",\n  \"loadavg_end\": \"", load_end, "\",\n  \"oracle_differing_rows\": ", differing,
+      ",\n  \"configurations\": {\n");
+  std::printf("\n%-10s %6s %10s %10s %10s %8s %8s %8s %8s %8s %8s %8s\n", "workers", "rounds",
+              "wall p50", "wall min", "wall max", "span p50", "conc.", "cpu pg", "cpu svc",
+              "busy %", "xacts", "flushes");
   std::vector<int> configs = {workers, 0};
   for (size_t k = 0; k < configs.size(); ++k) {
     int w = configs[k];
@@ -640,14 +680,15 @@ absl::Status Run() {
     double cpu_pg = 0, cpu_service = 0;
     for (const std::string& role : Roles()) {
       auto v = collect(w, [&](const Round& r) { return r.cpu_ms.at(role); });
-      absl::StrAppend(&cpu_json, cpu_json.empty() ? "" : ", ", "\"", role, "\": ", absl::StrFormat("%.0f", Mean(v)));
+      absl::StrAppend(&cpu_json, cpu_json.empty() ? "" : ", ", "\"", role,
+                      "\": ", absl::StrFormat("%.0f", Mean(v)));
       if (absl::StartsWith(role, "pg_")) cpu_pg += Mean(v);
       if (role == "service") cpu_service += Mean(v);
     }
-    std::printf("%-10d %6zu %10.1f %10.1f %10.1f %8.1f %8.2f %8.0f %8.0f %8.1f %8.0f %8.0f\n", w, wall.size(),
-                Median(wall), *std::min_element(wall.begin(), wall.end()),
-                *std::max_element(wall.begin(), wall.end()), Median(span), Median(conc), cpu_pg, cpu_service,
-                Median(busy), Median(xids), Median(syncs));
+    std::printf("%-10d %6zu %10.1f %10.1f %10.1f %8.1f %8.2f %8.0f %8.0f %8.1f %8.0f %8.0f\n", w,
+                wall.size(), Median(wall), *std::min_element(wall.begin(), wall.end()),
+                *std::max_element(wall.begin(), wall.end()), Median(span), Median(conc), cpu_pg,
+                cpu_service, Median(busy), Median(xids), Median(syncs));
     // The statements of this configuration, most server time first.
     std::vector<std::tuple<double, double, std::string>> stmts;
     for (const auto& [key, acc] : ctx.statements) {
@@ -662,19 +703,23 @@ absl::Status Run() {
         if (c == '"' || c == '\\') escaped.push_back('\\');
         escaped.push_back(c);
       }
-      absl::StrAppend(&stmt_json, i ? ",\n        " : "", absl::StrFormat(
-                          "{\"statement\": \"%s\", \"calls_per_round\": %.1f, \"ms_per_round\": %.2f, "
-                          "\"ms_per_call\": %.3f}",
-                          escaped, calls / wall.size(), ms / wall.size(), calls ? ms / calls : 0));
+      absl::StrAppend(
+          &stmt_json, i ? ",\n        " : "",
+          absl::StrFormat(
+              "{\"statement\": \"%s\", \"calls_per_round\": %.1f, \"ms_per_round\": %.2f, "
+              "\"ms_per_call\": %.3f}",
+              escaped, calls / wall.size(), ms / wall.size(), calls ? ms / calls : 0));
     }
     absl::StrAppend(
-        &json, "    \"", w == 0 ? "serial" : absl::StrCat("workers_", w), "\": {\n      \"workers\": ", w,
-        ",\n      \"rounds\": ", wall.size(), ",\n      \"wall_ms\": ", JsonList(wall),
-        ",\n      \"wall_ms_median\": ", absl::StrFormat("%.2f", Median(wall)), ",\n      \"span_ms_median\": ",
-        absl::StrFormat("%.2f", Median(span)), ",\n      \"first_start_ms_median\": ",
-        absl::StrFormat("%.2f", Median(first)), ",\n      \"concurrency_median\": ",
-        absl::StrFormat("%.2f", Median(conc)), ",\n      \"machine_busy_pct_median\": ",
-        absl::StrFormat("%.1f", Median(busy)), ",\n      \"cpu_ms_per_round_mean\": {", cpu_json,
+        &json, "    \"", w == 0 ? "serial" : absl::StrCat("workers_", w),
+        "\": {\n      \"workers\": ", w, ",\n      \"rounds\": ", wall.size(),
+        ",\n      \"wall_ms\": ", JsonList(wall),
+        ",\n      \"wall_ms_median\": ", absl::StrFormat("%.2f", Median(wall)),
+        ",\n      \"span_ms_median\": ", absl::StrFormat("%.2f", Median(span)),
+        ",\n      \"first_start_ms_median\": ", absl::StrFormat("%.2f", Median(first)),
+        ",\n      \"concurrency_median\": ", absl::StrFormat("%.2f", Median(conc)),
+        ",\n      \"machine_busy_pct_median\": ", absl::StrFormat("%.1f", Median(busy)),
+        ",\n      \"cpu_ms_per_round_mean\": {", cpu_json,
         "},\n      \"fences_per_round_median\": ", absl::StrFormat("%.0f", Median(fences)),
         ",\n      \"fence_ms_p50_median\": ", absl::StrFormat("%.2f", Median(fence_p50)),
         ",\n      \"fence_ms_sum_per_round_median\": ", absl::StrFormat("%.1f", Median(fence_sum)),
@@ -682,8 +727,8 @@ absl::Status Run() {
         ",\n      \"wal_flushes_per_round_median\": ", absl::StrFormat("%.0f", Median(syncs)),
         ",\n      \"wal_flush_ms_per_round_median\": ", absl::StrFormat("%.1f", Median(sync_ms)),
         ",\n      \"server_ms_per_round_median\": ", absl::StrFormat("%.1f", Median(server)),
-        ",\n      \"statements\": [\n        ", stmt_json, "\n      ]\n    }", k + 1 < configs.size() ? "," : "",
-        "\n");
+        ",\n      \"statements\": [\n        ", stmt_json, "\n      ]\n    }",
+        k + 1 < configs.size() ? "," : "", "\n");
   }
   // The ratio: serial over parallel, overall and within each pair.
   std::vector<double> pair_ratios;
@@ -699,7 +744,8 @@ absl::Status Run() {
                  Median(collect(workers, [](const Round& r) { return r.wall_ms; }));
   double span_ratio = Median(collect(0, [](const Round& r) { return r.span_ms; })) /
                       Median(collect(workers, [](const Round& r) { return r.span_ms; }));
-  absl::StrAppend(&json, "  },\n  \"serial_over_parallel_wall_ratio\": ", absl::StrFormat("%.3f", ratio),
+  absl::StrAppend(&json,
+                  "  },\n  \"serial_over_parallel_wall_ratio\": ", absl::StrFormat("%.3f", ratio),
                   ",\n  \"serial_over_parallel_span_ratio\": ", absl::StrFormat("%.3f", span_ratio),
                   ",\n  \"pair_wall_ratios\": ", JsonList(pair_ratios), "\n}\n");
   std::printf("serial / %d workers: wall %.2fx (pairs: %s), span %.2fx\n", workers, ratio,
@@ -721,7 +767,8 @@ absl::Status Run() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "Wall time of a scheduler round over independent stream tables: worker pool vs serial, same run.");
+      "Wall time of a scheduler round over independent stream tables: worker pool vs serial, same "
+      "run.");
   absl::ParseCommandLine(argc, argv);
   spdlog::set_level(spdlog::level::warn);
   absl::Status s = trickle::bench::Run();

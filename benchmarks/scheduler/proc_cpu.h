@@ -74,7 +74,8 @@ inline std::map<int, double> ThreadsCpu() {
     int tid = atoi(e->d_name);
     if (tid <= 0) continue;
     ProcStat s;
-    if (ReadProcStat(std::string("/proc/self/task/") + e->d_name + "/stat", &s)) out[tid] = s.cpu_ms;
+    if (ReadProcStat(std::string("/proc/self/task/") + e->d_name + "/stat", &s))
+      out[tid] = s.cpu_ms;
   }
   closedir(d);
   return out;
