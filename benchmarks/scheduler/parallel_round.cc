@@ -57,7 +57,6 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "benchmarks/refresh/in_process_capture.h"
-#include "benchmarks/refresh/throttled_trim_log.h"
 #include "benchmarks/scheduler/proc_cpu.h"
 #include "common/pg_connection.h"
 #include "scheduler/stream_table_manager.h"
@@ -76,9 +75,6 @@ ABSL_FLAG(absl::Duration, gap, absl::Seconds(11),
           "(pg_stat_wal) within 10 s, so each round's WAL flush counts are complete with >10 s.");
 ABSL_FLAG(absl::Duration, debounce, absl::Milliseconds(10),
           "On-change debounce (trickled's default).");
-ABSL_FLAG(
-    absl::Duration, trim_interval, absl::ZeroDuration(),
-    "0: change-log trims as shipped; else batched (benchmarks/refresh/throttled_trim_log.h).");
 ABSL_FLAG(bool, fsync, true, "PostgreSQL fsync (durable: on).");
 ABSL_FLAG(std::string, out, "", "Output prefix for <out>.csv and <out>.json (none when empty).");
 ABSL_FLAG(std::string, label, "", "Free-text label stored in the JSON.");
@@ -169,7 +165,7 @@ struct Context {
   PgConnection* sql;     // the driver's connection (application_name bench-driver)
   PgConnection* writer;  // the source workload (bench-writer)
   InProcessCapture* capture;
-  ThrottledTrimLog* log;
+  storage::ChangeLog* log;  // the capture's: the manager reads and trims it as trickled does
   scheduler::FenceFn fence;
   std::mutex* listener_mu;
   scheduler::StreamTableManager** listener;  // guarded by *listener_mu
@@ -550,14 +546,12 @@ absl::Status Run() {
     fence_ms.emplace_back(t0, absl::ToDoubleMilliseconds(absl::Now() - t0));
     return lsn;
   };
-  ThrottledTrimLog manager_log(&(*capture)->log(), absl::GetFlag(FLAGS_trim_interval));
-
   Context ctx;
   ctx.dsn = dsn;
   ctx.sql = &sql;
   ctx.writer = writer_conn->get();
   ctx.capture = capture->get();
-  ctx.log = &manager_log;
+  ctx.log = &(*capture)->log();
   ctx.fence = timed_fence;
   ctx.listener_mu = &listener_mu;
   ctx.listener = &listener;
@@ -571,7 +565,7 @@ absl::Status Run() {
     scheduler::ManagerOptions options;
     options.dsn = dsn;
     options.publication_name = capture_options.publication_name;
-    auto creator = scheduler::StreamTableManager::Open(options, &manager_log, timed_fence);
+    auto creator = scheduler::StreamTableManager::Open(options, ctx.log, timed_fence);
     if (!creator.ok()) return creator.status();
     for (int i = 0; i < sources; ++i) {
       scheduler::CreateRequest request;
@@ -614,6 +608,11 @@ absl::Status Run() {
   }
   std::printf("oracle: %lld differing rows over %d stream tables\n",
               static_cast<long long>(differing), sources);
+  // The change log at the end: the manager's trims keep it small.
+  storage::ChangeLogStats log_stats = ctx.log->Stats();
+  std::printf("change log at the end: %llu bytes, %llu transactions retained\n",
+              static_cast<unsigned long long>(log_stats.approximate_bytes),
+              static_cast<unsigned long long>(log_stats.transaction_count));
 
   // Per configuration and per pair.
   std::string csv =
@@ -653,10 +652,11 @@ absl::Status Run() {
       ",\n  \"workers\": ", workers, ",\n  \"pairs\": ", absl::GetFlag(FLAGS_pairs),
       ",\n  \"rounds_per_phase\": ", absl::GetFlag(FLAGS_rounds_per_phase),
       ",\n  \"debounce_ms\": ", absl::ToDoubleMilliseconds(absl::GetFlag(FLAGS_debounce)),
-      ",\n  \"trim_interval_s\": ", absl::ToDoubleSeconds(absl::GetFlag(FLAGS_trim_interval)),
       ",\n  \"fsync\": ", absl::GetFlag(FLAGS_fsync) ? "true" : "false",
       ",\n  \"run_s\": ", absl::StrFormat("%.0f", run_s), ",\n  \"loadavg_start\": \"", load_start,
       "\",\n  \"loadavg_end\": \"", load_end, "\",\n  \"oracle_differing_rows\": ", differing,
+      ",\n  \"change_log_end\": {\"approximate_bytes\": ", log_stats.approximate_bytes,
+      ", \"retained_transactions\": ", log_stats.transaction_count, "}",
       ",\n  \"configurations\": {\n");
   std::printf("\n%-10s %6s %10s %10s %10s %8s %8s %8s %8s %8s %8s %8s\n", "workers", "rounds",
               "wall p50", "wall min", "wall max", "span p50", "conc.", "cpu pg", "cpu svc",
