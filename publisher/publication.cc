@@ -13,6 +13,8 @@ namespace {
 constexpr char kRowId[] = "__pgt_row_id";
 constexpr char kHiddenPrefix[] = "__pgt_";
 constexpr char kFullResult[] = "__trickle_full_result";
+constexpr char kFullDiff[] = "__trickle_full_diff";
+constexpr char kStoredCtid[] = "__trickle_stored_ctid";
 constexpr size_t kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1
 
 std::string Qualified(PgConnection& conn, const StreamTableRef& t) {
@@ -268,6 +270,39 @@ std::vector<std::string> FullRefreshDiffSql(PgConnection& conn, const StreamTabl
     if (!identity) rest.push_back(c.name);
   }
   std::vector<std::string> out;
+  if (!hashed) {
+    // A NOT NULL key: one FULL JOIN of the stored rows with the full result
+    // finds what differs (a small set, with the stored row's ctid), then
+    // three small statements apply it.
+    std::string diff = conn.QuoteIdentifier(kFullDiff);
+    std::string ctid = conn.QuoteIdentifier(kStoredCtid);
+    std::string key = conn.QuoteIdentifier(plan.identity_columns[0]);
+    std::string differs = absl::StrCat("t.ctid IS NULL OR n.", key, " IS NULL");
+    if (!rest.empty()) {
+      absl::StrAppend(&differs, " OR ROW(", QuotedList(conn, rest, "t"), ") IS DISTINCT FROM ROW(",
+                      QuotedList(conn, rest, "n"), ")");
+    }
+    out.push_back(absl::StrCat("CREATE TEMP TABLE ", diff, " ON COMMIT DROP AS SELECT t.ctid AS ", ctid,
+                               ", n.* FROM ", target, " t FULL JOIN (", plan.full_select_sql, ") n ON ", on,
+                               " WHERE ", differs));
+    out.push_back(absl::StrCat("DELETE FROM ", target, " t USING ", diff, " d WHERE t.ctid = d.", ctid,
+                               " AND d.", key, " IS NULL"));
+    if (!rest.empty()) {
+      std::vector<std::string> sets;
+      for (const auto& c : rest) {
+        sets.push_back(absl::StrCat(conn.QuoteIdentifier(c), " = d.", conn.QuoteIdentifier(c)));
+      }
+      out.push_back(absl::StrCat("UPDATE ", target, " t SET ", absl::StrJoin(sets, ", "), " FROM ", diff,
+                                 " d WHERE t.ctid = d.", ctid, " AND d.", key, " IS NOT NULL"));
+    }
+    out.push_back(absl::StrCat("INSERT INTO ", target, " (", QuotedList(conn, all), ") SELECT ",
+                               QuotedList(conn, all, "d"), " FROM ", diff, " d WHERE d.", ctid, " IS NULL"));
+    out.push_back(absl::StrCat("DROP TABLE ", diff));
+    return out;
+  }
+  // Identity with NULLs: matched through the hash, then exactly (IS NOT
+  // DISTINCT FROM is not a FULL JOIN condition): the full result in a temp
+  // table, then DELETE, UPDATE and INSERT against it.
   out.push_back(absl::StrCat("CREATE TEMP TABLE ", result, " ON COMMIT DROP AS ", plan.full_select_sql));
   out.push_back(absl::StrCat("ANALYZE ", result));
   out.push_back(absl::StrCat("DELETE FROM ", target, " t WHERE NOT EXISTS (SELECT FROM ", result,
