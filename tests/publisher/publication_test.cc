@@ -602,6 +602,23 @@ TEST_F(PublicationTest, LifecycleForeignRestartReadersRebuildDrop) {
   ASSERT_TRUE(manager_->RefreshNow("pl_st").ok());
   EXPECT_EQ(SlotChanges(sql(), "pl_peek", "pl_st_pub").types, "BRUMC");
 
+  // A source's columns change (ALTER TABLE seen in the stream): rebuilt,
+  // still published with the same columns and key, and whatever the
+  // rebuild sends downstream starts over cleanly (a recreated table is
+  // truncated before its rows are sent).
+  Exec("ALTER TABLE pl_src ADD COLUMN extra text DEFAULT 'x'; UPDATE pl_src SET v = v + 1 WHERE id = 6");
+  ASSERT_TRUE(manager_->RefreshNow("pl_st").ok());  // sees the ALTER: rebuilds and refreshes FULL
+  ASSERT_TRUE(manager_->RefreshNow("pl_st").ok());
+  EXPECT_EQ(OracleDifferences(sql(), "pl_st", "SELECT g, count(*) AS n, sum(v) AS total FROM pl_src GROUP BY g"), 0);
+  EXPECT_EQ(One("SELECT attnames::text FROM pg_publication_tables WHERE pubname = 'pl_st_pub'"), "{g,n,total}");
+  EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "d");
+  Sent source_ddl = SlotChanges(sql(), "pl_peek", "pl_st_pub");
+  EXPECT_NE(source_ddl.types.find('M'), std::string::npos) << source_ddl.types;
+  if (source_ddl.types.find('T') != std::string::npos) {
+    EXPECT_LT(source_ddl.types.find('T'), source_ddl.types.find('I')) << source_ddl.types;
+    EXPECT_EQ(source_ddl.types.find('D'), std::string::npos) << source_ddl.types;
+  }
+
   // Dropped with the stream table; the foreign one stays.
   ASSERT_TRUE(manager_->Drop("pl_st", false).ok());
   EXPECT_EQ(One("SELECT count(*) FROM pg_publication WHERE pubname = 'pl_st_pub'"), "0");
