@@ -583,6 +583,20 @@ TEST_F(PublicationTest, LifecycleForeignRestartReadersRebuildDrop) {
   ASSERT_TRUE(manager_->Drop("pl_reader", false).ok());
   EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "d");
   EXPECT_EQ(One("SELECT attnames::text FROM pg_publication_tables WHERE pubname = 'pl_st_pub'"), "{g,n}");
+  // ... and when an existing stream table's new query starts reading it.
+  ASSERT_TRUE(manager_->Create(Differential("pl_other", "SELECT count(*) AS c FROM pl_src")).ok());
+  EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "d");
+  const std::string oq = "SELECT g, n FROM pl_st WHERE n > 1";
+  scheduler::AlterRequest read_it;
+  read_it.query = oq;
+  ASSERT_TRUE(manager_->Alter("pl_other", read_it).ok());
+  EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "f");
+  Exec("UPDATE pl_src SET g = 8 WHERE id IN (5, 6, 7); DELETE FROM pl_src WHERE id = 8");
+  ASSERT_TRUE(manager_->RefreshNow("pl_st").ok());
+  ASSERT_TRUE(manager_->RefreshNow("pl_other").ok());
+  EXPECT_EQ(OracleDifferences(sql(), "pl_other", oq), 0);
+  ASSERT_TRUE(manager_->Drop("pl_other", false).ok());
+  EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "d");
   (void)SlotChanges(sql(), "pl_peek", "pl_st_pub");
 
   // Rebuilt for a new shape: same publication, the new table in it, and
