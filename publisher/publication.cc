@@ -52,6 +52,14 @@ absl::Status SetPublishedColumns(PgConnection& conn, const std::string& publicat
       .status();
 }
 
+// The comment of publication `publication`; nullopt when there is no such
+// publication.
+absl::StatusOr<std::optional<std::string>> OwnerComment(PgConnection& conn, const std::string& publication) {
+  TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.ExecParams(std::string(sql::kPublicationOwner), {publication}));
+  if (r.rows() == 0) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(r.Get(0, 0)));
+}
+
 }  // namespace
 
 PublicationLayout ChooseLayout(const delta::DeltaPlan& plan, bool read_by_stream_table) {
@@ -94,18 +102,14 @@ std::string DefaultPublicationName(const std::string& schema, const std::string&
 
 absl::StatusOr<bool> IsOwned(PgConnection& conn, const std::string& publication,
                              const StreamTableRef& table) {
-  TRICKLE_ASSIGN_OR_RETURN(PgResult r,
-                           conn.ExecParams(std::string(sql::kPublicationOwner), {publication}));
-  if (r.rows() == 0) return false;
-  return r.Get(0, 0) == absl::StrCat(kCommentPrefix, table.QualifiedName());
+  TRICKLE_ASSIGN_OR_RETURN(std::optional<std::string> comment, OwnerComment(conn, publication));
+  return comment == absl::StrCat(kCommentPrefix, table.QualifiedName());
 }
 
 absl::Status CheckNotForeign(PgConnection& conn, const std::string& publication,
                              const StreamTableRef& table) {
-  TRICKLE_ASSIGN_OR_RETURN(PgResult r,
-                           conn.ExecParams(std::string(sql::kPublicationOwner), {publication}));
-  if (r.rows() == 0) return absl::OkStatus();
-  if (r.Get(0, 0) == absl::StrCat(kCommentPrefix, table.QualifiedName())) return absl::OkStatus();
+  TRICKLE_ASSIGN_OR_RETURN(std::optional<std::string> comment, OwnerComment(conn, publication));
+  if (!comment || *comment == absl::StrCat(kCommentPrefix, table.QualifiedName())) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
       "publication \"", publication, "\" already exists and was not created by trickle for stream table ",
       table.QualifiedName(), "; trickle does not touch it: choose another name (--publication) or drop it yourself"));
@@ -113,10 +117,12 @@ absl::Status CheckNotForeign(PgConnection& conn, const std::string& publication,
 
 absl::Status Create(PgConnection& conn, const std::string& publication, const StreamTableRef& table,
                     bool read_by_stream_table) {
-  TRICKLE_RETURN_IF_ERROR(CheckNotForeign(conn, publication, table));
-  TRICKLE_ASSIGN_OR_RETURN(bool exists, IsOwned(conn, publication, table));
+  TRICKLE_ASSIGN_OR_RETURN(std::optional<std::string> comment, OwnerComment(conn, publication));
+  if (comment && *comment != absl::StrCat(kCommentPrefix, table.QualifiedName())) {
+    return CheckNotForeign(conn, publication, table);  // the error, worded in one place
+  }
   std::string pub = conn.QuoteIdentifier(publication);
-  if (!exists) {
+  if (!comment) {
     // The table joins in ApplyLayout, with its column list.
     TRICKLE_RETURN_IF_ERROR(
         conn.Exec(absl::StrCat("CREATE PUBLICATION ", pub,
@@ -195,10 +201,9 @@ absl::Status ApplyLayout(PgConnection& conn, const std::string& publication,
 }
 
 absl::Status Drop(PgConnection& conn, const std::string& publication, const StreamTableRef& table) {
-  TRICKLE_ASSIGN_OR_RETURN(PgResult r,
-                           conn.ExecParams(std::string(sql::kPublicationOwner), {publication}));
-  if (r.rows() > 0) {
-    if (r.Get(0, 0) != absl::StrCat(kCommentPrefix, table.QualifiedName())) {
+  TRICKLE_ASSIGN_OR_RETURN(std::optional<std::string> comment, OwnerComment(conn, publication));
+  if (comment) {
+    if (*comment != absl::StrCat(kCommentPrefix, table.QualifiedName())) {
       return absl::FailedPreconditionError(absl::StrCat(
           "publication \"", publication, "\" is not the one trickle created for stream table ",
           table.QualifiedName(), " (its comment differs); trickle does not drop it"));
