@@ -13,6 +13,8 @@ namespace {
 constexpr char kRowId[] = "__pgt_row_id";
 constexpr char kHiddenPrefix[] = "__pgt_";
 constexpr char kFullResult[] = "__trickle_full_result";
+constexpr char kFullDiff[] = "__trickle_full_diff";
+constexpr char kStoredCtid[] = "__trickle_stored_ctid";
 constexpr size_t kMaxIdentifierBytes = 63;  // NAMEDATALEN - 1
 
 std::string Qualified(PgConnection& conn, const StreamTableRef& t) {
@@ -48,6 +50,14 @@ absl::Status SetPublishedColumns(PgConnection& conn, const std::string& publicat
       .Exec(absl::StrCat("ALTER TABLE ", qualified, " REPLICA IDENTITY ",
                          want.identity == IdentityKind::kPrimaryKey ? "DEFAULT" : "FULL"))
       .status();
+}
+
+// The comment of publication `publication`; nullopt when there is no such
+// publication.
+absl::StatusOr<std::optional<std::string>> OwnerComment(PgConnection& conn, const std::string& publication) {
+  TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.ExecParams(std::string(sql::kPublicationOwner), {publication}));
+  if (r.rows() == 0) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(r.Get(0, 0)));
 }
 
 }  // namespace
@@ -92,18 +102,14 @@ std::string DefaultPublicationName(const std::string& schema, const std::string&
 
 absl::StatusOr<bool> IsOwned(PgConnection& conn, const std::string& publication,
                              const StreamTableRef& table) {
-  TRICKLE_ASSIGN_OR_RETURN(PgResult r,
-                           conn.ExecParams(std::string(sql::kPublicationOwner), {publication}));
-  if (r.rows() == 0) return false;
-  return r.Get(0, 0) == absl::StrCat(kCommentPrefix, table.QualifiedName());
+  TRICKLE_ASSIGN_OR_RETURN(std::optional<std::string> comment, OwnerComment(conn, publication));
+  return comment == absl::StrCat(kCommentPrefix, table.QualifiedName());
 }
 
 absl::Status CheckNotForeign(PgConnection& conn, const std::string& publication,
                              const StreamTableRef& table) {
-  TRICKLE_ASSIGN_OR_RETURN(PgResult r,
-                           conn.ExecParams(std::string(sql::kPublicationOwner), {publication}));
-  if (r.rows() == 0) return absl::OkStatus();
-  if (r.Get(0, 0) == absl::StrCat(kCommentPrefix, table.QualifiedName())) return absl::OkStatus();
+  TRICKLE_ASSIGN_OR_RETURN(std::optional<std::string> comment, OwnerComment(conn, publication));
+  if (!comment || *comment == absl::StrCat(kCommentPrefix, table.QualifiedName())) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrCat(
       "publication \"", publication, "\" already exists and was not created by trickle for stream table ",
       table.QualifiedName(), "; trickle does not touch it: choose another name (--publication) or drop it yourself"));
@@ -111,10 +117,12 @@ absl::Status CheckNotForeign(PgConnection& conn, const std::string& publication,
 
 absl::Status Create(PgConnection& conn, const std::string& publication, const StreamTableRef& table,
                     bool read_by_stream_table) {
-  TRICKLE_RETURN_IF_ERROR(CheckNotForeign(conn, publication, table));
-  TRICKLE_ASSIGN_OR_RETURN(bool exists, IsOwned(conn, publication, table));
+  TRICKLE_ASSIGN_OR_RETURN(std::optional<std::string> comment, OwnerComment(conn, publication));
+  if (comment && *comment != absl::StrCat(kCommentPrefix, table.QualifiedName())) {
+    return CheckNotForeign(conn, publication, table);  // the error, worded in one place
+  }
   std::string pub = conn.QuoteIdentifier(publication);
-  if (!exists) {
+  if (!comment) {
     // The table joins in ApplyLayout, with its column list.
     TRICKLE_RETURN_IF_ERROR(
         conn.Exec(absl::StrCat("CREATE PUBLICATION ", pub,
@@ -193,10 +201,9 @@ absl::Status ApplyLayout(PgConnection& conn, const std::string& publication,
 }
 
 absl::Status Drop(PgConnection& conn, const std::string& publication, const StreamTableRef& table) {
-  TRICKLE_ASSIGN_OR_RETURN(PgResult r,
-                           conn.ExecParams(std::string(sql::kPublicationOwner), {publication}));
-  if (r.rows() > 0) {
-    if (r.Get(0, 0) != absl::StrCat(kCommentPrefix, table.QualifiedName())) {
+  TRICKLE_ASSIGN_OR_RETURN(std::optional<std::string> comment, OwnerComment(conn, publication));
+  if (comment) {
+    if (*comment != absl::StrCat(kCommentPrefix, table.QualifiedName())) {
       return absl::FailedPreconditionError(absl::StrCat(
           "publication \"", publication, "\" is not the one trickle created for stream table ",
           table.QualifiedName(), " (its comment differs); trickle does not drop it"));
@@ -268,6 +275,39 @@ std::vector<std::string> FullRefreshDiffSql(PgConnection& conn, const StreamTabl
     if (!identity) rest.push_back(c.name);
   }
   std::vector<std::string> out;
+  if (!hashed) {
+    // A NOT NULL key: one FULL JOIN of the stored rows with the full result
+    // finds what differs (a small set, with the stored row's ctid), then
+    // three small statements apply it.
+    std::string diff = conn.QuoteIdentifier(kFullDiff);
+    std::string ctid = conn.QuoteIdentifier(kStoredCtid);
+    std::string key = conn.QuoteIdentifier(plan.identity_columns[0]);
+    std::string differs = absl::StrCat("t.ctid IS NULL OR n.", key, " IS NULL");
+    if (!rest.empty()) {
+      absl::StrAppend(&differs, " OR ROW(", QuotedList(conn, rest, "t"), ") IS DISTINCT FROM ROW(",
+                      QuotedList(conn, rest, "n"), ")");
+    }
+    out.push_back(absl::StrCat("CREATE TEMP TABLE ", diff, " ON COMMIT DROP AS SELECT t.ctid AS ", ctid,
+                               ", n.* FROM ", target, " t FULL JOIN (", plan.full_select_sql, ") n ON ", on,
+                               " WHERE ", differs));
+    out.push_back(absl::StrCat("DELETE FROM ", target, " t USING ", diff, " d WHERE t.ctid = d.", ctid,
+                               " AND d.", key, " IS NULL"));
+    if (!rest.empty()) {
+      std::vector<std::string> sets;
+      for (const auto& c : rest) {
+        sets.push_back(absl::StrCat(conn.QuoteIdentifier(c), " = d.", conn.QuoteIdentifier(c)));
+      }
+      out.push_back(absl::StrCat("UPDATE ", target, " t SET ", absl::StrJoin(sets, ", "), " FROM ", diff,
+                                 " d WHERE t.ctid = d.", ctid, " AND d.", key, " IS NOT NULL"));
+    }
+    out.push_back(absl::StrCat("INSERT INTO ", target, " (", QuotedList(conn, all), ") SELECT ",
+                               QuotedList(conn, all, "d"), " FROM ", diff, " d WHERE d.", ctid, " IS NULL"));
+    out.push_back(absl::StrCat("DROP TABLE ", diff));
+    return out;
+  }
+  // Identity with NULLs: matched through the hash, then exactly (IS NOT
+  // DISTINCT FROM is not a FULL JOIN condition): the full result in a temp
+  // table, then DELETE, UPDATE and INSERT against it.
   out.push_back(absl::StrCat("CREATE TEMP TABLE ", result, " ON COMMIT DROP AS ", plan.full_select_sql));
   out.push_back(absl::StrCat("ANALYZE ", result));
   out.push_back(absl::StrCat("DELETE FROM ", target, " t WHERE NOT EXISTS (SELECT FROM ", result,

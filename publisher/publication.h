@@ -137,11 +137,12 @@ absl::StatusOr<RowCounts> EmitRefreshBoundary(PgConnection& conn, const StreamTa
                                               const RowCounts& before,
                                               const RefreshBoundary& boundary);
 
-// A full refresh that changes only what differs: the full result into a
-// temp table, then DELETE the stored rows it lacks, UPDATE those whose
-// non-identity columns differ, INSERT the new ones, matched on the plan's
-// identity. Empty when the plan has no identity or no full SELECT (then
-// TRUNCATE + INSERT is the only way).
+// A full refresh that changes only what differs: DELETE the stored rows
+// the full result lacks, UPDATE those whose non-identity columns differ,
+// INSERT the new ones, matched on the plan's identity (a NOT NULL key: one
+// FULL JOIN finds the differences; a nullable identity: the full result in
+// a temp table, matched through __pgt_row_id). Empty when the plan has no
+// identity or no full SELECT (then TRUNCATE + INSERT is the only way).
 std::vector<std::string> FullRefreshDiffSql(PgConnection& conn, const StreamTableRef& table);
 
 }  // namespace trickle::publisher

@@ -542,6 +542,8 @@ absl::Status StreamTableManager::ReinitLocked(Entry* entry) {
   dag_.Set(row.id, upstream);
   IndexSourcesLocked();
   row.needs_full = true;
+  // A published stream table it now reads logs whole old rows from here on.
+  TRICKLE_RETURN_IF_ERROR(SyncPublicationsLocked());
   TRICKLE_RETURN_IF_ERROR(EnsureSourcesPublished(entry->table.plan));
   TRICKLE_RETURN_IF_ERROR(WaitForInFlightTransactions());
   TRICKLE_RETURN_IF_ERROR(RefreshLocked(entry, RefreshKind::kFull).status());

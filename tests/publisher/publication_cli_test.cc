@@ -3,6 +3,7 @@
 // GetStreamTable) and the CLI (publish, publications, status, unpublish)
 // with their exit codes.
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/admin/trickled_process.h"
@@ -113,6 +114,35 @@ TEST_F(PublicationCliTest, PublishListStatusUnpublish) {
   r = Cli({"publish", "--help"});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_THAT(r.out, HasSubstr("Usage: trickle publish NAME"));
+}
+
+// The running service's own scheduler refreshes a published stream table
+// on change, and a consumer of the publication gets the rows with the
+// refresh's boundary message.
+TEST_F(PublicationCliTest, ScheduledRefreshReachesTheConsumer) {
+  Sql("CREATE TABLE pcli_events (id int PRIMARY KEY, kind text NOT NULL);"
+      "ALTER TABLE pcli_events REPLICA IDENTITY FULL;"
+      "INSERT INTO pcli_events VALUES (1, 'a')");
+  CliResult r = Cli({"create", "pcli_kinds", "SELECT kind, count(*) AS n FROM pcli_events GROUP BY kind"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;  // on change
+  r = Cli({"publish", "pcli_kinds"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  Sql("SELECT pg_create_logical_replication_slot('pcli_consumer', 'pgoutput')");
+  Sql("INSERT INTO pcli_events VALUES (2, 'a'), (3, 'b')");
+  std::string seen;
+  for (int i = 0; i < 200 && seen.find("trickle.refresh") == std::string::npos; ++i) {
+    auto got = sql_->Exec(
+        "SELECT coalesce(string_agg(encode(data, 'escape'), ' '), '') FROM pg_logical_slot_get_binary_changes("
+        "'pcli_consumer', NULL, NULL, 'proto_version', '1', 'publication_names', 'pcli_kinds_pub',"
+        " 'messages', 'true') WHERE position('trickle.fence' in encode(data, 'escape')) = 0");
+    ASSERT_TRUE(got.ok()) << got.status();
+    seen += std::string(got->Get(0, 0));
+    if (seen.find("trickle.refresh") == std::string::npos) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_THAT(seen, HasSubstr("\"inserted\" : 1, \"updated\" : 1, \"deleted\" : 0")) << seen;
+  Sql("SELECT pg_drop_replication_slot('pcli_consumer')");
+  r = Cli({"drop", "pcli_kinds"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 }  // namespace

@@ -583,6 +583,20 @@ TEST_F(PublicationTest, LifecycleForeignRestartReadersRebuildDrop) {
   ASSERT_TRUE(manager_->Drop("pl_reader", false).ok());
   EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "d");
   EXPECT_EQ(One("SELECT attnames::text FROM pg_publication_tables WHERE pubname = 'pl_st_pub'"), "{g,n}");
+  // ... and when an existing stream table's new query starts reading it.
+  ASSERT_TRUE(manager_->Create(Differential("pl_other", "SELECT count(*) AS c FROM pl_src")).ok());
+  EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "d");
+  const std::string oq = "SELECT g, n FROM pl_st WHERE n > 1";
+  scheduler::AlterRequest read_it;
+  read_it.query = oq;
+  ASSERT_TRUE(manager_->Alter("pl_other", read_it).ok());
+  EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "f");
+  Exec("UPDATE pl_src SET g = 8 WHERE id IN (5, 6, 7); DELETE FROM pl_src WHERE id = 8");
+  ASSERT_TRUE(manager_->RefreshNow("pl_st").ok());
+  ASSERT_TRUE(manager_->RefreshNow("pl_other").ok());
+  EXPECT_EQ(OracleDifferences(sql(), "pl_other", oq), 0);
+  ASSERT_TRUE(manager_->Drop("pl_other", false).ok());
+  EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "d");
   (void)SlotChanges(sql(), "pl_peek", "pl_st_pub");
 
   // Rebuilt for a new shape: same publication, the new table in it, and
@@ -601,6 +615,23 @@ TEST_F(PublicationTest, LifecycleForeignRestartReadersRebuildDrop) {
   Exec("UPDATE pl_src SET v = v + 5 WHERE id = 5");
   ASSERT_TRUE(manager_->RefreshNow("pl_st").ok());
   EXPECT_EQ(SlotChanges(sql(), "pl_peek", "pl_st_pub").types, "BRUMC");
+
+  // A source's columns change (ALTER TABLE seen in the stream): rebuilt,
+  // still published with the same columns and key, and whatever the
+  // rebuild sends downstream starts over cleanly (a recreated table is
+  // truncated before its rows are sent).
+  Exec("ALTER TABLE pl_src ADD COLUMN extra text DEFAULT 'x'; UPDATE pl_src SET v = v + 1 WHERE id = 6");
+  ASSERT_TRUE(manager_->RefreshNow("pl_st").ok());  // sees the ALTER: rebuilds and refreshes FULL
+  ASSERT_TRUE(manager_->RefreshNow("pl_st").ok());
+  EXPECT_EQ(OracleDifferences(sql(), "pl_st", "SELECT g, count(*) AS n, sum(v) AS total FROM pl_src GROUP BY g"), 0);
+  EXPECT_EQ(One("SELECT attnames::text FROM pg_publication_tables WHERE pubname = 'pl_st_pub'"), "{g,n,total}");
+  EXPECT_EQ(One("SELECT relreplident::text FROM pg_class WHERE oid = 'pl_st'::regclass"), "d");
+  Sent source_ddl = SlotChanges(sql(), "pl_peek", "pl_st_pub");
+  EXPECT_NE(source_ddl.types.find('M'), std::string::npos) << source_ddl.types;
+  if (source_ddl.types.find('T') != std::string::npos) {
+    EXPECT_LT(source_ddl.types.find('T'), source_ddl.types.find('I')) << source_ddl.types;
+    EXPECT_EQ(source_ddl.types.find('D'), std::string::npos) << source_ddl.types;
+  }
 
   // Dropped with the stream table; the foreign one stays.
   ASSERT_TRUE(manager_->Drop("pl_st", false).ok());
