@@ -756,6 +756,17 @@ void StreamTableManager::CompleteLocked(Outcome& o) {
   StreamTableRow& row = e.table.row;
   e.running = false;
   SchedulerState shown = e.shown;
+  if (o.result.ok() && !o.result->frontier.exceptions.empty()) {
+    // Logged transactions its snapshot did not see yet (E: committed, and
+    // decoded, while still running in the snapshot) are pending work, and
+    // their arrival was consumed by this refresh's dispatch: without this
+    // they waited for the next change of a source (at 10 changes/s, a
+    // 100 ms latency mode; at the end of a burst, indefinitely). Whether or
+    // not the refresh committed: one that found nothing else to apply
+    // commits nothing.
+    e.dirty = true;
+    e.dirty_since = std::min(e.dirty_since, o.finished);
+  }
   if (o.result.ok()) {
     if (o.result->committed) {
       row.frontier = o.result->frontier;
@@ -765,14 +776,6 @@ void StreamTableManager::CompleteLocked(Outcome& o) {
       row.last_error.clear();
       e.next_retry = absl::InfinitePast();
       shown.next_retry_at.reset();
-      if (!o.result->frontier.exceptions.empty()) {
-        // Logged transactions its snapshot did not see yet (E) are pending
-        // work, and their arrival may already have been consumed by this
-        // refresh's dispatch (decoded while still running in the snapshot):
-        // without this they waited for the next change of a source.
-        e.dirty = true;
-        e.dirty_since = std::min(e.dirty_since, o.finished);
-      }
       if (e.schedule.kind == Schedule::kInterval) {
         // Measured from when it was due *and* had something to do: the time
         // an idle stream table waited for its next change is not falling
