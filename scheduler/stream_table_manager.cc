@@ -779,8 +779,8 @@ void StreamTableManager::CompleteLocked(Outcome& o) {
       if (e.schedule.kind == Schedule::kInterval) {
         // Measured from when it was due *and* had something to do: the time
         // an idle stream table waited for its next change is not falling
-        // behind (counting it stretched a 1ms schedule to 128-256 ms at a
-        // steady 10 changes/s).
+        // behind (counting it stretched a 200 ms interval to 400 ms with a
+        // change every 600 ms).
         absl::Time needed_from = o.due;
         if (o.dirty_since != absl::InfiniteFuture() && o.dirty_since != absl::InfinitePast()) {
           needed_from = std::max(needed_from, o.dirty_since);
