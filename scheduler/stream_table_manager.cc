@@ -789,6 +789,17 @@ void StreamTableManager::CompleteLocked(Outcome& o) {
   StreamTableRow& row = e.table.row;
   e.running = false;
   SchedulerState shown = e.shown;
+  if (o.result.ok() && !o.result->frontier.exceptions.empty()) {
+    // Logged transactions its snapshot did not see yet (E: committed, and
+    // decoded, while still running in the snapshot) are pending work, and
+    // their arrival was consumed by this refresh's dispatch: without this
+    // they waited for the next change of a source (at 10 changes/s, a
+    // 100 ms latency mode; at the end of a burst, indefinitely). Whether or
+    // not the refresh committed: one that found nothing else to apply
+    // commits nothing.
+    e.dirty = true;
+    e.dirty_since = std::min(e.dirty_since, o.finished);
+  }
   if (o.result.ok()) {
     if (o.result->committed) {
       row.frontier = o.result->frontier;
@@ -798,19 +809,11 @@ void StreamTableManager::CompleteLocked(Outcome& o) {
       row.last_error.clear();
       e.next_retry = absl::InfinitePast();
       shown.next_retry_at.reset();
-      if (!o.result->frontier.exceptions.empty()) {
-        // Logged transactions its snapshot did not see yet (E) are pending
-        // work, and their arrival may already have been consumed by this
-        // refresh's dispatch (decoded while still running in the snapshot):
-        // without this they waited for the next change of a source.
-        e.dirty = true;
-        e.dirty_since = std::min(e.dirty_since, o.finished);
-      }
       if (e.schedule.kind == Schedule::kInterval) {
         // Measured from when it was due *and* had something to do: the time
         // an idle stream table waited for its next change is not falling
-        // behind (counting it stretched a 1ms schedule to 128-256 ms at a
-        // steady 10 changes/s).
+        // behind (counting it stretched a 200 ms interval to 400 ms with a
+        // change every 600 ms).
         absl::Time needed_from = o.due;
         if (o.dirty_since != absl::InfiniteFuture() && o.dirty_since != absl::InfinitePast()) {
           needed_from = std::max(needed_from, o.dirty_since);

@@ -307,5 +307,75 @@ TEST_F(SchedulerTest, IdleTimeBetweenChangesDoesNotStretchTheInterval) {
   EXPECT_EQ(OracleDifferences("sc_pace_st", q), 0);
 }
 
+// A transaction can be decoded, logged and announced while it still runs in
+// a refresh's snapshot (its commit record is flushed before it leaves the
+// proc array; a synchronous standby makes that window as long as it waits).
+// The refresh that its arrival dispatched then finds it invisible, applies
+// nothing, and must leave the stream table dirty: nothing else would refresh
+// it until the next change of a source. The window is held open here with a
+// synchronous standby that never answers, for the writer's session only.
+TEST_F(SchedulerTest, ChangeStillRunningInTheSnapshotIsAppliedWithoutAnotherChange) {
+  {
+    auto admin = TestPostgres().Connect();
+    ASSERT_TRUE(admin.ok());
+    // New sessions commit locally; only the writer waits for the standby.
+    // One statement per call: ALTER SYSTEM refuses a transaction block.
+    for (const char* statement :
+         {"ALTER SYSTEM SET synchronous_standby_names = 'nobody'",
+          "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = local', current_database()); END $$",
+          "SELECT pg_reload_conf()"}) {
+      auto r = (*admin)->Exec(statement);
+      ASSERT_TRUE(r.ok()) << statement << ": " << r.status();
+    }
+  }
+  struct Restore {
+    ~Restore() {
+      auto admin = TestPostgres().Connect();
+      if (!admin.ok()) return;
+      (void)(*admin)->Exec("ALTER SYSTEM RESET synchronous_standby_names");
+      (void)(*admin)->Exec(
+          "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I RESET synchronous_commit', current_database()); END $$");
+      (void)(*admin)->Exec("SELECT pg_reload_conf()");
+    }
+  } restore;
+  scheduler::ManagerOptions options;
+  options.record_no_data = true;  // shows that the refresh ran and found nothing
+  Start("sc_xip", options);
+  Exec("CREATE TABLE sc_xip_src (id serial PRIMARY KEY, v int);"
+       "INSERT INTO sc_xip_src (v) SELECT g FROM generate_series(1, 10) g;");
+  const std::string q = "SELECT id, v FROM sc_xip_src";
+  auto created = manager_->Create({"sc_xip_st", q, delta::RefreshMode::kDifferential, "", false});
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::string no_data =
+      "SELECT count(*) FROM pgtrickle.refresh_history h JOIN pgtrickle.stream_tables st ON st.id = "
+      "h.stream_table_id WHERE st.table_name = 'sc_xip_st' AND h.action = 'NO_DATA'";
+  absl::SleepFor(absl::Milliseconds(300));  // the start-up round (nothing to do) is over
+  int64_t idle_rounds = Scalar(no_data);
+
+  auto writer = TestPostgres().Connect();
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->Exec("SET synchronous_commit = on").ok());
+  int writer_pid = (*writer)->BackendPid();
+  std::thread insert([&] {
+    // Flushed and decoded at once; visible only once its wait is cancelled.
+    auto r = (*writer)->Exec("INSERT INTO sc_xip_src (v) VALUES (1000)");
+    EXPECT_TRUE(r.ok()) << r.status();
+  });
+  // The refresh its arrival dispatched runs and finds it invisible.
+  for (int i = 0; i < 500 && Scalar(no_data) == idle_rounds; ++i) absl::SleepFor(absl::Milliseconds(20));
+  bool refreshed_in_vain = Scalar(no_data) > idle_rounds;
+  ASSERT_TRUE(sql().Exec(absl::StrCat("SELECT pg_cancel_backend(", writer_pid, ")")).ok());
+  insert.join();
+  ASSERT_TRUE(refreshed_in_vain) << "no refresh ran while the change was invisible";
+  EXPECT_EQ(Scalar("SELECT count(*) FROM sc_xip_src WHERE v = 1000"), 1);
+  // No other change follows: the stream table must still get it.
+  int64_t differences = -1;
+  for (int i = 0; i < 250 && differences != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    differences = OracleDifferences("sc_xip_st", q);
+  }
+  EXPECT_EQ(differences, 0) << "the change stayed unapplied";
+}
+
 }  // namespace
 }  // namespace trickle::testing
