@@ -4,18 +4,18 @@
 set terminal pngcairo size 1300,560 font "DejaVu Sans,11" noenhanced
 set output "benchmarks/results/pgbench_tps.png"
 set datafile separator ","
-set multiplot layout 1,2 title "pgbench tpcb-like, scale 10, 8 clients, 60 s phases, configurations alternated; 2 vCPUs shared with other builds"
+set multiplot layout 1,2 title "pgbench tpcb-like, scale 10, 8 clients, 45 s phases, configurations alternated; 2 vCPUs shared with other builds"
 cfg(name, x) = (strcol(2) eq name ? x : NaN)
 P = "benchmarks/results/pgbench_phases.csv"
 S = "benchmarks/results/pgbench_summary.csv"
 
-set title "TPS per phase (neighbours add noise: sd about 15 %)"
+set title "TPS per phase (the neighbours' builds come and go: large noise)"
 set key bottom left font ",9"
 set grid ytics
 set ylabel "TPS"
 set xlabel "round"
-set yrange [0:2300]
-set xrange [-0.5:4.5]
+set yrange [0:5500]
+set xrange [-0.5:3.5]
 set xtics 1
 plot \
   P using ($1-0.24):(cfg("base", $3)) skip 1 with points pt 7 ps 1.5 lc rgb "#2ca02c" title "base (no slot, identity default)", \
@@ -27,7 +27,7 @@ set title "CPU per transaction (mean of the rounds)"
 set key top left font ",9"
 set ylabel "CPU ms per pgbench transaction"
 set xlabel ""
-set yrange [0:0.8]
+set yrange [0:0.9]
 set autoscale x
 set xtics auto
 set style data histograms
