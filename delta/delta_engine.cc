@@ -167,6 +167,12 @@ class PlanBuilder {
   StoragePlan AggregateAlgebraic(const Op& project, const Op& agg);
   StoragePlan AggregateRecompute(const Op& project, const Op& post, const Op& agg);
   StoragePlan DistinctCount(const Op& distinct);
+  // The storage columns of a grouped aggregate: the visible ones, then a
+  // hidden __pgt_g<j> for each group key no visible column is exactly; the
+  // identity is the group key. Returns each group key's storage column and
+  // whether any group key can be NULL.
+  std::pair<std::vector<int>, bool> GroupIdentity(const Op& project, const std::vector<int>& vis, const Op& agg,
+                                                  StoragePlan* p);
 
   const StreamTableSpec& spec_;
   const LoweredQuery& q_;
@@ -322,6 +328,30 @@ StoragePlan PlanBuilder::Multiset(const Op& top) {
 // each aggregate's state (hidden count and sum columns); a group's new state
 // is its old state plus the delta's, and the visible columns are the select
 // list evaluated over the new state.
+std::pair<std::vector<int>, bool> PlanBuilder::GroupIdentity(const Op& project, const std::vector<int>& vis,
+                                                             const Op& agg, StoragePlan* p) {
+  const int g = agg.group_exprs.size();
+  for (size_t j = 0; j < vis.size(); ++j) p->columns.push_back({names_[j], false});
+  std::vector<int> group_storage(g, -1);
+  bool nullable = false;
+  for (int j = 0; j < g; ++j) {
+    for (size_t v = 0; v < vis.size(); ++v) {
+      const Node& e = project.exprs[vis[v]];
+      if (e.has_column_ref() && CanonicalKey(e) == CanonicalKey(Ref("i", j))) {
+        group_storage[j] = v;
+        break;
+      }
+    }
+    if (group_storage[j] < 0) {
+      p->columns.push_back({absl::StrCat("__pgt_g", j + 1), true});
+      group_storage[j] = p->columns.size() - 1;
+    }
+    p->identity.push_back(group_storage[j]);
+    nullable |= !agg.columns[j].not_null;
+  }
+  return {std::move(group_storage), nullable};
+}
+
 StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
   StoragePlan p;
   bool extremes = false;
@@ -337,25 +367,7 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
                  "rescan)";
   const int g = agg.group_exprs.size();
   auto vis = Visible(project);
-  for (size_t j = 0; j < vis.size(); ++j) p.columns.push_back({names_[j], false});
-  // Identity: the group key, reusing a visible column that is exactly a key.
-  std::vector<int> group_storage(g, -1);
-  bool nullable = false;
-  for (int j = 0; j < g; ++j) {
-    for (size_t v = 0; v < vis.size(); ++v) {
-      const Node& e = project.exprs[vis[v]];
-      if (e.has_column_ref() && CanonicalKey(e) == CanonicalKey(Ref("i", j))) {
-        group_storage[j] = v;
-        break;
-      }
-    }
-    if (group_storage[j] < 0) {
-      p.columns.push_back({absl::StrCat("__pgt_g", j + 1), true});
-      group_storage[j] = p.columns.size() - 1;
-    }
-    p.identity.push_back(group_storage[j]);
-    nullable |= !agg.columns[j].not_null;
-  }
+  auto [group_storage, nullable] = GroupIdentity(project, vis, agg, &p);
   const int count_col = p.columns.size();
   p.columns.push_back({kCount, true});
   std::vector<int> state_a(agg.aggs.size(), -1), state_n(agg.aggs.size(), -1);
@@ -648,24 +660,7 @@ StoragePlan PlanBuilder::AggregateRecompute(const Op& project, const Op& post, c
   p.mode = "group recompute: touched groups recomputed from the live tables, replacing their rows";
   const int g = agg.group_exprs.size();
   auto vis = Visible(project);
-  for (size_t j = 0; j < vis.size(); ++j) p.columns.push_back({names_[j], false});
-  std::vector<int> group_storage(g, -1);
-  bool nullable = false;
-  for (int j = 0; j < g; ++j) {
-    for (size_t v = 0; v < vis.size(); ++v) {
-      const Node& e = project.exprs[vis[v]];
-      if (e.has_column_ref() && CanonicalKey(e) == CanonicalKey(Ref("i", j))) {
-        group_storage[j] = v;
-        break;
-      }
-    }
-    if (group_storage[j] < 0) {
-      p.columns.push_back({absl::StrCat("__pgt_g", j + 1), true});
-      group_storage[j] = p.columns.size() - 1;
-    }
-    p.identity.push_back(group_storage[j]);
-    nullable |= !agg.columns[j].not_null;
-  }
+  auto [group_storage, nullable] = GroupIdentity(project, vis, agg, &p);
   if (nullable) {
     p.columns.push_back({kRowId, true});
     p.row_id = p.columns.size() - 1;
