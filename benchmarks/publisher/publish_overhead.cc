@@ -31,6 +31,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "benchmarks/refresh/in_process_capture.h"
+#include "benchmarks/refresh/proc_cpu.h"
 #include "common/status_macros.h"
 #include "scheduler/stream_table_manager.h"
 #include "spdlog/spdlog.h"
@@ -54,13 +55,6 @@ double Median(std::vector<double> v) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
   return v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
-
-std::string LoadAverage() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return absl::StrCat(a, " ", b, " ", c);
 }
 
 absl::StatusOr<Sample> TimedRefresh(scheduler::StreamTableManager& m, PgConnection& sql,

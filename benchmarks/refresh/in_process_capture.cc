@@ -52,4 +52,19 @@ InProcessCapture::~InProcessCapture() {
   log_.reset();
 }
 
+scheduler::FenceFn InProcessCapture::fence_fn() {
+  return [this]() -> absl::StatusOr<Lsn> {
+    absl::Time t0 = absl::Now();
+    auto lsn = fences_->Emit();
+    std::lock_guard<std::mutex> lock(fence_mu_);
+    fence_times_.emplace_back(t0, absl::ToDoubleMilliseconds(absl::Now() - t0));
+    return lsn;
+  };
+}
+
+std::vector<std::pair<absl::Time, double>> InProcessCapture::fence_times() const {
+  std::lock_guard<std::mutex> lock(fence_mu_);
+  return fence_times_;
+}
+
 }  // namespace trickle::bench

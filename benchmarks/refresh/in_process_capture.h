@@ -7,8 +7,11 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -47,9 +50,11 @@ class InProcessCapture {
   service::Capture& capture() { return *capture_; }
   service::FenceEmitter& fences() { return *fences_; }
   // The fence function a StreamTableManager takes; valid while this lives.
-  scheduler::FenceFn fence_fn() {
-    return [this] { return fences_->Emit(); };
-  }
+  // Each call is timed (emit + wait until the fence is in the change log:
+  // the part of a refresh spent on the consistency protocol).
+  scheduler::FenceFn fence_fn();
+  // (start, milliseconds) of every fence so far.
+  std::vector<std::pair<absl::Time, double>> fence_times() const;
 
  private:
   InProcessCapture() = default;
@@ -58,6 +63,8 @@ class InProcessCapture {
   std::unique_ptr<service::Capture> capture_;
   std::unique_ptr<pgoutput::ReplicationStream> stream_;
   std::unique_ptr<service::FenceEmitter> fences_;
+  mutable std::mutex fence_mu_;
+  std::vector<std::pair<absl::Time, double>> fence_times_;  // guarded by fence_mu_
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

@@ -52,6 +52,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "benchmarks/refresh/in_process_capture.h"
+#include "benchmarks/refresh/proc_cpu.h"
 #include "common/pg_connection.h"
 #include "scheduler/stream_table_manager.h"
 #include "spdlog/spdlog.h"
@@ -144,25 +145,6 @@ std::string Json(const Summary& s) {
       s.n, s.mean, s.min, s.p50, s.p90, s.p99, s.max);
 }
 
-// Busy and total jiffies of the whole machine (/proc/stat "cpu" line).
-std::pair<uint64_t, uint64_t> CpuJiffies() {
-  std::ifstream f("/proc/stat");
-  std::string cpu;
-  uint64_t v[10] = {};
-  f >> cpu;
-  for (auto& x : v) f >> x;
-  uint64_t idle = v[3] + v[4];
-  uint64_t total = 0;
-  for (int i = 0; i < 8; ++i) total += v[i];
-  return {total - idle, total};
-}
-
-std::string LoadAverage() {
-  std::ifstream f("/proc/loadavg");
-  std::string a, b, c;
-  f >> a >> b >> c;
-  return absl::StrCat(a, " ", b, " ", c);
-}
 
 absl::Status Check(const absl::StatusOr<PgResult>& r, const std::string& what) {
   if (!r.ok()) return absl::Status(r.status().code(), absl::StrCat(what, ": ", r.status().message()));
@@ -268,25 +250,12 @@ absl::Status Run() {
   auto capture = InProcessCapture::Start(capture_options);
   if (!capture.ok()) return capture.status();
 
-  // Every fence the refreshes emit is timed (emit + wait until it is in the
-  // change log): the part of a refresh spent on the consistency protocol.
-  std::mutex fence_mu;
-  std::vector<std::pair<absl::Time, double>> fence_ms;  // start, duration
-  scheduler::FenceFn inner_fence = (*capture)->fence_fn();
-  scheduler::FenceFn timed_fence = [&]() -> absl::StatusOr<Lsn> {
-    absl::Time t0 = absl::Now();
-    auto lsn = inner_fence();
-    std::lock_guard<std::mutex> lock(fence_mu);
-    fence_ms.emplace_back(t0, absl::ToDoubleMilliseconds(absl::Now() - t0));
-    return lsn;
-  };
-
   scheduler::ManagerOptions manager_options;
   manager_options.dsn = dsn;
   manager_options.publication_name = capture_options.publication_name;
   manager_options.max_parallel_workers = absl::GetFlag(FLAGS_workers);
   manager_options.debounce = absl::GetFlag(FLAGS_debounce);
-  auto manager = scheduler::StreamTableManager::Open(manager_options, &(*capture)->log(), timed_fence);
+  auto manager = scheduler::StreamTableManager::Open(manager_options, &(*capture)->log(), (*capture)->fence_fn());
   if (!manager.ok()) return manager.status();
   for (size_t k = 0; k < defs.size(); ++k) {
     const StreamTableDef& d = defs[k];
@@ -333,7 +302,7 @@ absl::Status Run() {
     absl::Time tick = begin + i * period;
     if (tick >= measure_to) break;
     if (cpu_from.second == 0 && tick >= measure_from) {
-      cpu_from = CpuJiffies();
+      cpu_from = MachineJiffies();
       load_from = LoadAverage();
     }
     absl::SleepFor(tick - absl::Now());
@@ -351,7 +320,7 @@ absl::Status Run() {
     (void)absl::SimpleAtoi(r->Get(0, 0), &id);
     txns.push_back({id, sent, acked});
   }
-  std::pair<uint64_t, uint64_t> cpu_to = CpuJiffies();
+  std::pair<uint64_t, uint64_t> cpu_to = MachineJiffies();
   std::string load_to = LoadAverage();
   double machine_busy = cpu_to.second > cpu_from.second
                             ? 100.0 * (cpu_to.first - cpu_from.first) / (cpu_to.second - cpu_from.second)
@@ -479,7 +448,7 @@ absl::Status Run() {
   for (const auto& [t, ms] : rounds) {
     if (t >= measure_from && t < measure_to) round_ms.push_back(ms);
   }
-  for (const auto& [t, ms] : fence_ms) {
+  for (const auto& [t, ms] : (*capture)->fence_times()) {
     if (t >= measure_from && t < measure_to) fences.push_back(ms);
   }
   Summary round_summary = Summarize(round_ms);

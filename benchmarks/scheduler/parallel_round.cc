@@ -57,7 +57,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "benchmarks/refresh/in_process_capture.h"
-#include "benchmarks/scheduler/proc_cpu.h"
+#include "benchmarks/refresh/proc_cpu.h"
 #include "common/pg_connection.h"
 #include "scheduler/stream_table_manager.h"
 #include "spdlog/spdlog.h"
@@ -171,8 +171,6 @@ struct Context {
   scheduler::StreamTableManager** listener;  // guarded by *listener_mu
   int postmaster = 0;
   std::vector<std::string> names;
-  std::mutex* fence_mu;
-  std::vector<std::pair<absl::Time, double>>* fence_ms;  // guarded by *fence_mu
   // (workers, statement) -> (calls, total ms) over every round.
   std::map<std::pair<int, std::string>, std::pair<double, double>> statements;
 };
@@ -342,9 +340,8 @@ absl::StatusOr<Round> RunRound(Context& ctx, int workers, int round_index) {
 
   // Fences in the window.
   {
-    std::lock_guard<std::mutex> lock(*ctx.fence_mu);
     std::vector<double> f;
-    for (const auto& [at, ms] : *ctx.fence_ms) {
+    for (const auto& [at, ms] : ctx.capture->fence_times()) {
       if (at >= t0 && at < t1) f.push_back(ms);
     }
     out.fences = f.size();
@@ -536,16 +533,7 @@ absl::Status Run() {
   auto capture = InProcessCapture::Start(capture_options);
   if (!capture.ok()) return capture.status();
 
-  std::mutex fence_mu;
-  std::vector<std::pair<absl::Time, double>> fence_ms;
-  scheduler::FenceFn inner_fence = (*capture)->fence_fn();
-  scheduler::FenceFn timed_fence = [&]() -> absl::StatusOr<Lsn> {
-    absl::Time t0 = absl::Now();
-    auto lsn = inner_fence();
-    std::lock_guard<std::mutex> lock(fence_mu);
-    fence_ms.emplace_back(t0, absl::ToDoubleMilliseconds(absl::Now() - t0));
-    return lsn;
-  };
+  scheduler::FenceFn timed_fence = (*capture)->fence_fn();
   Context ctx;
   ctx.dsn = dsn;
   ctx.sql = &sql;
@@ -556,8 +544,6 @@ absl::Status Run() {
   ctx.listener_mu = &listener_mu;
   ctx.listener = &listener;
   ctx.postmaster = postmaster;
-  ctx.fence_mu = &fence_mu;
-  ctx.fence_ms = &fence_ms;
 
   // The stream tables (each with its initial FULL refresh), by a manager
   // that only creates.
