@@ -36,6 +36,26 @@ pid_t StartTrickled(const std::string& data_dir, const std::string& log_path,
   return SpawnLogged(args, log_path);
 }
 
+// Creates stream tables in-process (the admin RPC arrives later), through a
+// throwaway capture of `source` on slot `<name>_setup`; the frontier they get
+// is a WAL position, valid for trickled's slot too. Publication pub_<name>.
+void CreateStreamTables(const std::string& name, const std::string& source,
+                        const std::vector<scheduler::CreateRequest>& requests) {
+  CaptureRunner setup(name + "_setup");
+  setup.Publish({source});
+  setup.Start();
+  service::FenceEmitter fences(TestPostgres().Dsn(), &setup.capture());
+  scheduler::ManagerOptions options;
+  options.dsn = TestPostgres().Dsn();
+  options.publication_name = "pub_" + name;
+  auto manager = scheduler::StreamTableManager::Open(options, &setup.log(), [&] { return fences.Emit(); });
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  for (const scheduler::CreateRequest& r : requests) {
+    auto created = (*manager)->Create(r);
+    ASSERT_TRUE(created.ok()) << r.name << ": " << created.status();
+  }
+}
+
 int64_t Scalar(PgConnection& sql, const std::string& q) {
   auto r = sql.Exec(q);
   EXPECT_TRUE(r.ok()) << q << ": " << r.status();
@@ -52,23 +72,11 @@ TEST(RefreshCrashTest, SigkillDuringCaptureAndRefreshNeverLosesOrDoublesAChange)
                        "CREATE PUBLICATION pub_rcrash").ok());
   ASSERT_TRUE(sql.Exec("SELECT pg_create_logical_replication_slot('slot_rcrash', 'pgoutput')").ok());
 
-  // Create the stream tables in-process (the admin RPC arrives later); the
-  // frontier they get is a WAL position, valid for trickled's slot too.
   const std::string q1 = "SELECT k, count(*) AS n, sum(v) AS s FROM rc_src GROUP BY k";
   const std::string q2 = "SELECT k, n * 2 AS n2 FROM rc_agg WHERE s > 0";
-  {
-    CaptureRunner setup("rcrash_setup");
-    setup.Publish({"rc_src"});
-    setup.Start();
-    service::FenceEmitter fences(TestPostgres().Dsn(), &setup.capture());
-    scheduler::ManagerOptions options;
-    options.dsn = TestPostgres().Dsn();
-    options.publication_name = "pub_rcrash";
-    auto manager = scheduler::StreamTableManager::Open(options, &setup.log(), [&] { return fences.Emit(); });
-    ASSERT_TRUE(manager.ok()) << manager.status();
-    ASSERT_TRUE((*manager)->Create({"rc_agg", q1, delta::RefreshMode::kDifferential, "50ms", false}).ok());
-    ASSERT_TRUE((*manager)->Create({"rc_chain", q2, delta::RefreshMode::kAuto, "50ms", false}).ok());
-  }
+  ASSERT_NO_FATAL_FAILURE(CreateStreamTables("rcrash", "rc_src",
+                                             {{"rc_agg", q1, delta::RefreshMode::kDifferential, "50ms", false},
+                                              {"rc_chain", q2, delta::RefreshMode::kAuto, "50ms", false}}));
 
   std::string data_dir = MakeTempDir("trickle-rcrash-");
   std::string log_path = data_dir + ".log";
@@ -149,20 +157,9 @@ TEST(RefreshCrashTest, SigtermWhileRefreshingStopsPromptlyWithoutAFailedRefresh)
       {"rt_max", "SELECT k, max(v) AS m FROM rt_src GROUP BY k"},
       {"rt_even", "SELECT id, v FROM rt_src WHERE v % 2 = 0"},
   };
-  {
-    CaptureRunner setup("rterm_setup");
-    setup.Publish({"rt_src"});
-    setup.Start();
-    service::FenceEmitter fences(TestPostgres().Dsn(), &setup.capture());
-    scheduler::ManagerOptions options;
-    options.dsn = TestPostgres().Dsn();
-    options.publication_name = "pub_rterm";
-    auto manager = scheduler::StreamTableManager::Open(options, &setup.log(), [&] { return fences.Emit(); });
-    ASSERT_TRUE(manager.ok()) << manager.status();
-    for (const auto& [name, query] : tables) {
-      ASSERT_TRUE((*manager)->Create({name, query, delta::RefreshMode::kDifferential, "", false}).ok());
-    }
-  }
+  std::vector<scheduler::CreateRequest> requests;
+  for (const auto& [name, query] : tables) requests.push_back({name, query, delta::RefreshMode::kDifferential});
+  ASSERT_NO_FATAL_FAILURE(CreateStreamTables("rterm", "rt_src", requests));
 
   std::atomic<bool> stop{false};
   std::vector<std::thread> writers;
@@ -239,18 +236,9 @@ class SlotGapTest : public ::testing::Test {
     ASSERT_TRUE(sql_->Exec("SELECT pg_create_logical_replication_slot('slot_sgap', "
                            "'pgoutput')")
                     .ok());
-    CaptureRunner setup("sgap_setup");
-    setup.Publish({"sg_src"});
-    setup.Start();
-    service::FenceEmitter fences(TestPostgres().Dsn(), &setup.capture());
-    scheduler::ManagerOptions options;
-    options.dsn = TestPostgres().Dsn();
-    options.publication_name = "pub_sgap";
-    auto manager = scheduler::StreamTableManager::Open(options, &setup.log(), [&] { return fences.Emit(); });
-    ASSERT_TRUE(manager.ok()) << manager.status();
-    for (const auto& [name, query] : tables_) {
-      ASSERT_TRUE((*manager)->Create({name, query, delta::RefreshMode::kDifferential, "", false}).ok());
-    }
+    std::vector<scheduler::CreateRequest> requests;
+    for (const auto& [name, query] : tables_) requests.push_back({name, query, delta::RefreshMode::kDifferential});
+    ASSERT_NO_FATAL_FAILURE(CreateStreamTables("sgap", "sg_src", requests));
     data_dir_ = MakeTempDir("trickle-sgap-");
     log_path_ = data_dir_ + ".log";
   }
@@ -317,7 +305,14 @@ TEST_F(SlotGapTest, ASlotDroppedWhileStoppedLeadsToFullRefreshesNotAHole) {
   RunOnce(1);
   int64_t full_before = FullRefreshes();
   // The hole: the slot goes, changes commit with nobody capturing them.
-  ASSERT_TRUE(sql_->Exec("SELECT pg_drop_replication_slot('slot_sgap')").ok());
+  // trickled has exited; its walsender leaves the slot a moment later.
+  for (int i = 0; i < 100 && Scalar(*sql_, "SELECT count(*) FROM pg_replication_slots WHERE slot_name = "
+                                           "'slot_sgap' AND active") > 0;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto dropped = sql_->Exec("SELECT pg_drop_replication_slot('slot_sgap')");
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
   Write(2);
   Write(3);
   // trickled creates the slot anew; the stream tables are refreshed in full,
