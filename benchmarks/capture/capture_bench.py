@@ -34,46 +34,17 @@ The machine is shared, so use enough rounds (5+) when others are busy.
 Usage: capture_bench.py --trickled build/service/trickled [--rows 1000000] [--rounds 3]
 Writes benchmarks/results/capture.json and capture.md.
 """
-import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, statistics, subprocess, sys, tempfile, time
 
-PGBIN = os.environ.get("TRICKLE_PG_BINDIR", "/usr/lib/postgresql/15/bin")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from throwaway_pg import PGBIN, Pg as ThrowawayPg, lsn_int, proc_stat  # noqa: E402
+
 POLL_S = 0.005
 
 
-def as_pg(cmd):
-    return (["runuser", "-u", "postgres", "--"] + cmd) if os.geteuid() == 0 else cmd
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-class Pg:
+class Pg(ThrowawayPg):
     def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="trickle-bench-pg-")
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres")
-        self.port = free_port()
-        subprocess.run(as_pg([f"{PGBIN}/initdb", "-D", f"{self.dir}/data", "-U", "postgres",
-                              "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
-                       check=True, stdout=subprocess.DEVNULL)
-        with open(f"{self.dir}/data/postgresql.conf", "a") as f:
-            f.write(f"wal_level=logical\nport={self.port}\nlisten_addresses='127.0.0.1'\n"
-                    f"unix_socket_directories='{self.dir}'\nmax_wal_size='8GB'\n"
-                    "shared_buffers='512MB'\nsynchronous_commit=off\nmax_replication_slots=10\n")
-        subprocess.run(as_pg([f"{PGBIN}/pg_ctl", "-D", f"{self.dir}/data", "-l",
-                              f"{self.dir}/log", "-w", "start"]), check=True, stdout=subprocess.DEVNULL)
-        self.dsn = f"host={self.dir} port={self.port} dbname=postgres user=postgres"
-
-    def sql(self, q):
-        out = subprocess.run(["psql", self.dsn, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", q],
-                             check=True, capture_output=True, text=True)
-        return out.stdout.strip()
-
-    def stop(self):
-        subprocess.run(as_pg([f"{PGBIN}/pg_ctl", "-D", f"{self.dir}/data", "-m", "fast", "-w", "stop"]),
-                       stdout=subprocess.DEVNULL)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__("trickle-bench-pg-", "max_wal_size='8GB'\nshared_buffers='512MB'\nsynchronous_commit=off\n")
 
 
 class SlotWatcher:
@@ -98,18 +69,9 @@ class SlotWatcher:
         self.p.wait()
 
 
-def lsn_int(text):
-    hi, lo = text.split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
-
-
 def proc_cpu_s(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
+    st = proc_stat(pid)
+    return st[1] if st else None
 
 
 def peak_rss_kib(pid):

@@ -27,9 +27,11 @@ Usage:
                       [--rounds 4] [--schedule 1s --schedule 1ms]
 Writes benchmarks/results/pgbench.json and pgbench_phases.csv (one line per phase).
 """
-import argparse, json, os, resource, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, resource, shutil, signal, statistics, subprocess, sys, tempfile, time
 
-PGBIN = os.environ.get("TRICKLE_PG_BINDIR", "/usr/lib/postgresql/15/bin")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from throwaway_pg import PGBIN, Pg as ThrowawayPg, lsn_int, proc_stat  # noqa: E402
+
 TABLES = ["pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history"]
 STREAM_TABLES = {
     "bench_branch_balances":
@@ -40,29 +42,10 @@ STREAM_TABLES = {
 SLOT, PUBLICATION = "trickle_pgbench", "trickle_pgbench"
 
 
-def as_pg(cmd):
-    return (["runuser", "-u", "postgres", "--"] + cmd) if os.geteuid() == 0 else cmd
-
-
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
 def cpu_jiffies():
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]
     return sum(v) - v[3] - v[4], sum(v)
-
-
-def proc_stat(pid):
-    """(ppid, own cpu s, reaped children's cpu s) of a process, or None."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    tck = os.sysconf("SC_CLK_TCK")
-    return int(fields[1]), (int(fields[11]) + int(fields[12])) / tck, (int(fields[13]) + int(fields[14])) / tck
 
 
 def proc_cpu_seconds(pid):
@@ -84,35 +67,10 @@ def server_cpu_seconds(postmaster):
     return total
 
 
-class Pg:
+class Pg(ThrowawayPg):
     def __init__(self, workdir):
-        self.dir = tempfile.mkdtemp(prefix="trickle-pgbench-pg-", dir=workdir)
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres")
-        self.port = free_port()
-        subprocess.run(as_pg([f"{PGBIN}/initdb", "-D", f"{self.dir}/data", "-U", "postgres",
-                              "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
-                       check=True, stdout=subprocess.DEVNULL)
-        with open(f"{self.dir}/data/postgresql.conf", "a") as f:
-            f.write(f"wal_level=logical\nport={self.port}\nlisten_addresses='127.0.0.1'\n"
-                    f"unix_socket_directories='{self.dir}'\nmax_connections=100\n"
-                    "shared_buffers='1GB'\nmax_wal_size='16GB'\ncheckpoint_timeout='30min'\n"
-                    "max_replication_slots=10\nmax_wal_senders=10\n")
-        subprocess.run(as_pg([f"{PGBIN}/pg_ctl", "-D", f"{self.dir}/data", "-l",
-                              f"{self.dir}/log", "-w", "start"]), check=True, stdout=subprocess.DEVNULL)
-        self.dsn = f"host={self.dir} port={self.port} dbname=postgres user=postgres"
-        with open(f"{self.dir}/data/postmaster.pid") as f:
-            self.postmaster = int(f.readline())
-
-    def sql(self, q):
-        out = subprocess.run(["psql", self.dsn, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", q],
-                             check=True, capture_output=True, text=True)
-        return out.stdout.strip()
-
-    def stop(self):
-        subprocess.run(as_pg([f"{PGBIN}/pg_ctl", "-D", f"{self.dir}/data", "-m", "fast", "-w", "stop"]),
-                       stdout=subprocess.DEVNULL)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__("trickle-pgbench-pg-", "max_connections=100\nshared_buffers='1GB'\nmax_wal_size='16GB'\n"
+                         "checkpoint_timeout='30min'\nmax_wal_senders=10\n", workdir)
 
 
 def set_identity(pg, full):
@@ -171,11 +129,6 @@ def bench_st(args, pg, *cmd):
                          capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"bench_stream_table {' '.join(cmd)} failed:\n{out.stdout}{out.stderr}")
-
-
-def lsn_int(text):
-    hi, lo = text.split("/")
-    return (int(hi, 16) << 32) | int(lo, 16)
 
 
 def oracle(pg, name, query):
