@@ -12,12 +12,11 @@
 # and trickle inside the build stage (about 25 min on 2 busy cores).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-version="$(sed -n 's/^project(trickle VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")"
-tag="${1:-localhost/trickle:$version}"
-base="${TRICKLE_BASE_IMAGE:-localhost/trickle-base:bookworm}"
-mirror="${TRICKLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # shellcheck source=deploy/podman-env.sh
 . "$root/deploy/podman-env.sh"
+tag="${1:-$TRICKLE_DEFAULT_IMAGE}"
+base="${TRICKLE_BASE_IMAGE:-localhost/trickle-base:bookworm}"
+mirror="${TRICKLE_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 if [ "$base" = "localhost/trickle-base:bookworm" ] && ! podman image exists "$base"; then
   echo "== making the base image $base with debootstrap --variant=minbase bookworm"
@@ -56,7 +55,7 @@ echo "== building $tag from deploy/Dockerfile (Release build in the build stage)
 start=$(date +%s)
 # --network=host: the build stage's apt-get reaches the Debian mirror as the host does.
 podman build --network=host --layers \
-  --build-arg BASE_IMAGE="$base" --build-arg VERSION="$version" \
+  --build-arg BASE_IMAGE="$base" --build-arg VERSION="$TRICKLE_VERSION" \
   -f "$root/deploy/Dockerfile" -t "$tag" "$root"
 seconds=$(( $(date +%s) - start ))
 echo "== built $tag in $seconds s"

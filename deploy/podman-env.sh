@@ -15,4 +15,8 @@ if [ ${#_missing[@]} -gt 0 ]; then
          DEBIAN_FRONTEND=noninteractive $_sudo apt-get install -y --no-install-recommends "${_missing[@]}" >/dev/null; }
 fi
 export CONTAINERS_CONF="$_deploy_dir/containers.conf"
+# The image the scripts build and test unless told another:
+# localhost/trickle:<the project's version in CMakeLists.txt>.
+TRICKLE_VERSION="$(sed -n 's/^project(trickle VERSION \([0-9.]*\).*/\1/p' "$_deploy_dir/../CMakeLists.txt")"
+TRICKLE_DEFAULT_IMAGE="localhost/trickle:$TRICKLE_VERSION"
 unset _deploy_dir _missing _p _sudo

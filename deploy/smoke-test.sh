@@ -13,18 +13,14 @@
 # deploy/build-image.sh builds it). Exit 0 = passed.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-version="$(sed -n 's/^project(trickle VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")"
-image="${1:-localhost/trickle:$version}"
 . "$root/deploy/podman-env.sh"
 . "$root/deploy/pg-throwaway.sh"
-podman image exists "$image" || { echo "no image $image: run deploy/build-image.sh first" >&2; exit 1; }
+. "$root/deploy/checks.sh"
 
 suffix="$$"
 ctr="trickle-smoke-$suffix"
 vol="trickle-smoke-data-$suffix"
 work="$(mktemp -d /tmp/trickle-smoke-XXXXXX)"
-passed=0
-failed=0
 cleanup() {
   podman rm -f -t 5 "$ctr" >/dev/null 2>&1 || true
   podman volume rm -f "$vol" >/dev/null 2>&1 || true
@@ -32,10 +28,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-ok() { echo "ok   $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL $*"; failed=$((failed + 1)); }
-expect() { local what="$1"; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; exit $?; }
 
 start=$(date +%s)
 pg_start "$work"

@@ -9,9 +9,9 @@
 #   deploy/test-image.sh --no-build test the image already built
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-version="$(sed -n 's/^project(trickle VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")"
-image="localhost/trickle:$version"
 "$root/scripts/install-deps.sh"
+. "$root/deploy/podman-env.sh"
+image="$TRICKLE_DEFAULT_IMAGE"
 timings=()
 step() {
   local name="$1"; shift

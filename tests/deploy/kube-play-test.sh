@@ -11,17 +11,13 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
-version="$(sed -n 's/^project(trickle VERSION \([0-9.]*\).*/\1/p' "$root/CMakeLists.txt")"
-image="${1:-localhost/trickle:$version}"
 . "$root/deploy/podman-env.sh"
 . "$root/deploy/pg-throwaway.sh"
-podman image exists "$image" || { echo "no image $image: run deploy/build-image.sh first" >&2; exit 1; }
+. "$root/deploy/checks.sh"
 
 work="$(mktemp -d /tmp/trickle-kube-play-XXXXXX)"
 tools="${TRICKLE_CHART_TOOLS:-$work/tools}"
 release="kp$$"
-passed=0
-failed=0
 cleanup() {
   [ -f "$work/play.yaml" ] && podman kube down "$work/play.yaml" >/dev/null 2>&1 || true
   podman volume rm -f "data-$release-trickle-0" >/dev/null 2>&1 || true
@@ -29,10 +25,6 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-ok() { echo "ok   $*"; passed=$((passed + 1)); }
-bad() { echo "FAIL $*"; failed=$((failed + 1)); }
-expect() { local what="$1"; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
-finish() { echo "$passed passed, $failed failed"; [ "$failed" = 0 ]; exit $?; }
 
 "$here/setup-chart-tools.sh" "$tools" >/dev/null
 pg_start "$work"
