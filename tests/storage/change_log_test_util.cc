@@ -76,23 +76,40 @@ absl::Status WriteTransaction(ChangeLog& log, Lsn commit_lsn,
   return log.CommitTransaction(commit_lsn + 8);
 }
 
-uint64_t CountRawChangeRows(const std::string& path, std::optional<Oid> relation, Lsn from) {
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {"changes", rocksdb::ColumnFamilyOptions()},
-      {"transactions", rocksdb::ColumnFamilyOptions()},
-  };
+namespace {
+
+// The log's RocksDB opened read-only with its three column families
+// (default, changes, transactions); db is null (and a test failure recorded)
+// when it cannot be opened.
+struct RawLog {
+  explicit RawLog(const std::string& path) {
+    std::vector<rocksdb::ColumnFamilyDescriptor> families = {
+        {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
+        {"changes", rocksdb::ColumnFamilyOptions()},
+        {"transactions", rocksdb::ColumnFamilyOptions()},
+    };
+    rocksdb::DB* opened = nullptr;
+    rocksdb::Status s = rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path, families, &handles, &opened);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    if (s.ok()) db.reset(opened);
+  }
+  ~RawLog() {
+    for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
+  }
+  std::unique_ptr<rocksdb::DB> db;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path, families, &handles, &raw);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  if (!s.ok()) return UINT64_MAX;
-  std::unique_ptr<rocksdb::DB> db(raw);
+};
+
+}  // namespace
+
+uint64_t CountRawChangeRows(const std::string& path, std::optional<Oid> relation, Lsn from) {
+  RawLog raw(path);
+  if (!raw.db) return UINT64_MAX;
+  rocksdb::DB* db = raw.db.get();
   uint64_t n = 0;
   {
     ChangeChunkReader chunk;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), handles[1]));
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), raw.handles[1]));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       auto parts = keys::ParseChangeKey(it->key().ToStringView());
       EXPECT_TRUE(parts.has_value());
@@ -104,30 +121,19 @@ uint64_t CountRawChangeRows(const std::string& path, std::optional<Oid> relation
     }
     EXPECT_TRUE(it->status().ok()) << it->status().ToString();
   }
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
   return n;
 }
 
 uint64_t CountRawRangeTombstones(const std::string& path) {
-  std::vector<rocksdb::ColumnFamilyDescriptor> families = {
-      {rocksdb::kDefaultColumnFamilyName, rocksdb::ColumnFamilyOptions()},
-      {"changes", rocksdb::ColumnFamilyOptions()},
-      {"transactions", rocksdb::ColumnFamilyOptions()},
-  };
-  std::vector<rocksdb::ColumnFamilyHandle*> handles;
-  rocksdb::DB* raw = nullptr;
-  rocksdb::Status s =
-      rocksdb::DB::OpenForReadOnly(rocksdb::DBOptions(), path, families, &handles, &raw);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  if (!s.ok()) return UINT64_MAX;
-  std::unique_ptr<rocksdb::DB> db(raw);
+  RawLog raw(path);
+  if (!raw.db) return UINT64_MAX;
+  rocksdb::DB* db = raw.db.get();
   uint64_t n = 0;
-  for (auto* h : handles) {
+  for (auto* h : raw.handles) {
     rocksdb::TablePropertiesCollection tables;
     EXPECT_TRUE(db->GetPropertiesOfAllTables(h, &tables).ok());
     for (const auto& [file, props] : tables) n += props->num_range_deletions;
   }
-  for (auto* h : handles) db->DestroyColumnFamilyHandle(h).PermitUncheckedError();
   return n;
 }
 
