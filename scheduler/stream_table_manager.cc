@@ -699,8 +699,10 @@ void StreamTableManager::OnSourceCommitted(const storage::v1::TransactionRecord&
   if (txn.relation_oids_size() == 0) return;  // a fence: nothing to refresh
   absl::Time now = absl::Now();
   absl::MutexLock lock(&notify_mu_);
-  for (uint32_t oid : txn.relation_oids()) changed_oids_.emplace(oid, now);
-  wake_ = true;
+  for (uint32_t oid : txn.relation_oids()) {
+    changed_oids_.emplace(oid, now);
+    if (wake_on_.contains(oid)) wake_ = true;
+  }
 }
 
 bool StreamTableManager::NeedsRefreshLocked(const Entry& e) const {
@@ -882,6 +884,7 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
     }
   }
   absl::Time last_trim = absl::Now();
+  absl::flat_hash_set<uint32_t> wake_on;  // the next wake_on_, built under mu_
   while (!stop.load()) {
     absl::flat_hash_map<uint32_t, absl::Time> changed;
     std::vector<Outcome> outcomes;
@@ -944,6 +947,16 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
         e.last_start = now;
         if (e.schedule.cron) e.next_cron = e.schedule.cron->Next(now);
       }
+      wake_on.clear();
+      for (const auto& [oid, ids] : readers_) {
+        for (int64_t id : ids) {
+          const Entry& e = entries_.at(id);
+          if (!e.dirty && !e.running) {
+            wake_on.insert(oid);
+            break;
+          }
+        }
+      }
       if (committed && absl::Now() - last_trim > absl::Seconds(1)) {
         absl::Status trimmed = TrimLog();
         if (!trimmed.ok()) spdlog::warn("trimming the change log: {}", trimmed.ToString());
@@ -979,6 +992,15 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
       }
     }
     absl::MutexLock lock(&notify_mu_);
+    wake_on_.swap(wake_on);
+    // A change that arrived since this turn read changed_oids_, while the
+    // previous wake_on_ was in force, must not wait for the timeout.
+    for (const auto& [oid, at] : changed_oids_) {
+      if (wake_on_.contains(oid)) {
+        wake_ = true;
+        break;
+      }
+    }
     absl::Duration wait = std::clamp(next_wake - absl::Now(), absl::ZeroDuration(), absl::Milliseconds(100));
     notify_mu_.AwaitWithTimeout(absl::Condition(&wake_), wait);
   }

@@ -251,6 +251,15 @@ class StreamTableManager {
   absl::flat_hash_map<uint32_t, absl::Time> changed_oids_ ABSL_GUARDED_BY(notify_mu_);
   std::vector<Outcome> outcomes_ ABSL_GUARDED_BY(notify_mu_);
   bool wake_ ABSL_GUARDED_BY(notify_mu_) = false;
+  // Sources with a reader that is neither dirty nor running, as of the
+  // coordinator's last turn: only a change to one of these can make a
+  // refresh due sooner, so only these wake the coordinator. Every other
+  // change waits in changed_oids_ for the next turn (a reader already dirty
+  // keeps its earlier dirty_since; a running one is marked dirty in the turn
+  // that processes its outcome). Waking on every source commit cost a futex
+  // wake and a coordinator turn per transaction (under pgbench, trickled's
+  // CPU per source transaction went from 0.065 to 0.059 ms without them).
+  absl::flat_hash_set<uint32_t> wake_on_ ABSL_GUARDED_BY(notify_mu_);
 };
 
 
