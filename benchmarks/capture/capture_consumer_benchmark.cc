@@ -10,7 +10,12 @@
 // capture_bench.py measures the whole path against pg_recvlogical; this one
 // says how much of a core the client needs for it.
 //
-// Usage: capture_consumer_benchmark [--changes N] [--txn-rows N] [--sync-ms N] [--rounds N]
+// --relations N spreads each transaction's rows over N tables in turn (all
+// of the same shape): `--txn-rows 4 --relations 4` is the shape of a pgbench
+// transaction, where the cost per transaction rules, not the cost per row.
+//
+// Usage: capture_consumer_benchmark [--changes N] [--txn-rows N] [--relations N] [--sync-ms N]
+//                                   [--rounds N]
 #include <sys/resource.h>
 
 #include <chrono>
@@ -51,17 +56,20 @@ struct Message {
 };
 
 // The stream capture_bench.py makes the walsender send: Relation once, then
-// transactions of `txn_rows` inserts (id, id % 100, md5-like text, id * 1.5).
-std::vector<Message> BuildStream(int changes, int txn_rows) {
+// transactions of `txn_rows` inserts (id, id % 100, md5-like text, id * 1.5),
+// row i of a transaction into relation i % `relations`.
+std::vector<Message> BuildStream(int changes, int txn_rows, int relations) {
   std::vector<Message> out;
   out.reserve(changes + 2 * (changes / txn_rows + 1) + 1);
-  pgoutput::RelationMessage rel;
-  rel.relation_oid = 16384;
-  rel.namespace_name = "public";
-  rel.relation_name = "bench";
-  rel.replica_identity = 'f';
-  rel.columns = {{true, "id", 20, -1}, {true, "a", 23, -1}, {true, "b", 25, -1},
-                 {true, "c", 1700, -1}};
+  std::vector<pgoutput::RelationMessage> rels(relations);
+  for (int r = 0; r < relations; ++r) {
+    rels[r].relation_oid = 16384 + r;
+    rels[r].namespace_name = "public";
+    rels[r].relation_name = r == 0 ? "bench" : absl::StrCat("bench", r);
+    rels[r].replica_identity = 'f';
+    rels[r].columns = {{true, "id", 20, -1}, {true, "a", 23, -1}, {true, "b", 25, -1},
+                       {true, "c", 1700, -1}};
+  }
   Lsn lsn = 0x1000000;
   bool relation_sent = false;
   for (int first = 1; first <= changes; first += txn_rows) {
@@ -70,12 +78,12 @@ std::vector<Message> BuildStream(int changes, int txn_rows) {
     Lsn commit_lsn = lsn + 200 * static_cast<Lsn>(last - first + 1);
     out.push_back({begin_lsn, Encode(pgoutput::BeginMessage{commit_lsn, 0, 1000u + first})});
     if (!relation_sent) {
-      out.push_back({begin_lsn, Encode(rel)});
+      for (const auto& rel : rels) out.push_back({begin_lsn, Encode(rel)});
       relation_sent = true;
     }
     for (int id = first; id <= last; ++id) {
       pgoutput::InsertMessage ins;
-      ins.relation_oid = rel.relation_oid;
+      ins.relation_oid = rels[(id - first) % relations].relation_oid;
       char md5[33];
       std::snprintf(md5, sizeof(md5), "%08x%08x%08x%08x", id * 2654435761u, id ^ 0x5bd1e995,
                     id * 40503u, ~id);
@@ -92,13 +100,13 @@ std::vector<Message> BuildStream(int changes, int txn_rows) {
   return out;
 }
 
-int Run(int changes, int txn_rows, int sync_ms, int rounds) {
-  std::vector<Message> stream = BuildStream(changes, txn_rows);
+int Run(int changes, int txn_rows, int relations, int sync_ms, int rounds) {
+  std::vector<Message> stream = BuildStream(changes, txn_rows, relations);
   uint64_t wire_bytes = 0;
   for (const Message& m : stream) wire_bytes += m.bytes.size();
-  std::printf("workload: %d changes in transactions of %d rows, %zu messages, %.1f MiB of "
-              "pgoutput payload; sync every %d ms\n",
-              changes, txn_rows, stream.size(), wire_bytes / 1048576.0, sync_ms);
+  std::printf("workload: %d changes in transactions of %d rows over %d relations, %zu messages, "
+              "%.1f MiB of pgoutput payload; sync every %d ms\n",
+              changes, txn_rows, relations, stream.size(), wire_bytes / 1048576.0, sync_ms);
   for (int round = 0; round < rounds; ++round) {
     std::string dir = absl::StrCat(std::filesystem::temp_directory_path().string(),
                                    "/capture-consumer-bench-", getpid(), "-", round);
@@ -153,11 +161,12 @@ int Run(int changes, int txn_rows, int sync_ms, int rounds) {
 }  // namespace trickle
 
 int main(int argc, char** argv) {
-  int changes = 1'000'000, txn_rows = 10'000, sync_ms = 100, rounds = 3;
+  int changes = 1'000'000, txn_rows = 10'000, relations = 1, sync_ms = 100, rounds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     int v = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--changes")) changes = v;
     else if (!std::strcmp(argv[i], "--txn-rows")) txn_rows = v;
+    else if (!std::strcmp(argv[i], "--relations")) relations = v;
     else if (!std::strcmp(argv[i], "--sync-ms")) sync_ms = v;
     else if (!std::strcmp(argv[i], "--rounds")) rounds = v;
     else {
@@ -165,9 +174,9 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (changes <= 0 || txn_rows <= 0 || sync_ms <= 0 || rounds <= 0) {
+  if (changes <= 0 || txn_rows <= 0 || relations <= 0 || sync_ms <= 0 || rounds <= 0) {
     std::fprintf(stderr, "options must be positive\n");
     return 2;
   }
-  return trickle::Run(changes, txn_rows, sync_ms, rounds);
+  return trickle::Run(changes, txn_rows, relations, sync_ms, rounds);
 }
