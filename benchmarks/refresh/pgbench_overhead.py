@@ -9,6 +9,10 @@ that slow drift (table bloat, the neighbours' builds) falls on all of them:
 
   base      no slot, pgbench tables with REPLICA IDENTITY DEFAULT (plain PostgreSQL)
   ri_full   no slot, REPLICA IDENTITY FULL on the four pgbench tables (what Trickle requires)
+  recvlogical (with --recvlogical) REPLICA IDENTITY FULL, a fresh slot and
+            the same publication of the four tables, read by PostgreSQL's own
+            pg_recvlogical into /dev/null: what logical decoding costs the
+            source with any consumer (Debezium's is the same walsender work)
   trickled  REPLICA IDENTITY FULL, a fresh slot, trickled capturing the four
             pgbench tables and refreshing two stream tables (an aggregate over
             pgbench_accounts and one over pgbench_history) on --schedule
@@ -67,10 +71,33 @@ def server_cpu_seconds(postmaster):
     return total
 
 
+def cpu_list(text):
+    """"0", "0,2" or "0-1" -> {0, ...}; None -> None (no pinning)."""
+    if not text:
+        return None
+    cpus = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def pinned(cpus):
+    """preexec_fn that runs a child on `cpus` (None: anywhere)."""
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
 class Pg(ThrowawayPg):
-    def __init__(self, workdir):
+    def __init__(self, workdir, cpus=None):
         super().__init__("trickle-pgbench-pg-", "max_connections=100\nshared_buffers='1GB'\nmax_wal_size='16GB'\n"
                          "checkpoint_timeout='30min'\nmax_wal_senders=10\n", workdir)
+        if cpus:
+            # The postmaster and the processes it already started; every
+            # backend and walsender it forks later inherits the mask.
+            for pid in (int(e) for e in os.listdir("/proc") if e.isdigit()):
+                st = proc_stat(pid)
+                if pid == self.postmaster or (st and st[0] == self.postmaster):
+                    os.sched_setaffinity(pid, cpus)
 
 
 def set_identity(pg, full):
@@ -96,7 +123,7 @@ def run_pgbench(pg, args, trickled_pid=None):
     trickled0 = proc_cpu_seconds(trickled_pid) if trickled_pid else 0.0
     client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, preexec_fn=pinned(args.client_cpus))
     elapsed = time.monotonic() - t0
     client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     time.sleep(0.5)  # let the backends exit and be reaped
@@ -139,18 +166,68 @@ def oracle(pg, name, query):
                       f"UNION ALL (SELECT * FROM ({query}) q EXCEPT ALL SELECT {cols} FROM {name})) d"))
 
 
-def phase_trickled(args, pg, schedule, workdir):
-    set_identity(pg, True)
-    prepare(pg)
+def create_publication(pg):
     pg.sql(f"CREATE PUBLICATION {PUBLICATION}")
     pg.sql(f"SELECT pg_create_logical_replication_slot('{SLOT}', 'pgoutput')")
-    for name, query in STREAM_TABLES.items():
-        bench_st(args, pg, f"--schedule={schedule}", "create", name, query)
-    # Capture all four pgbench tables (the stream tables read two of them).
+
+
+def add_tables_to_publication(pg):
     for t in TABLES:
         if pg.sql(f"SELECT count(*) FROM pg_publication_tables WHERE pubname = '{PUBLICATION}' "
                   f"AND tablename = '{t}'") == "0":
             pg.sql(f"ALTER PUBLICATION {PUBLICATION} ADD TABLE {t}")
+
+
+def wait_for_walsender(pg):
+    for _ in range(300):
+        pid = pg.sql(f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{SLOT}' AND active")
+        if pid:
+            return int(pid)
+        time.sleep(0.1)
+    sys.exit(f"nothing started streaming from slot {SLOT}")
+
+
+def drop_publication(pg):
+    pg.sql(f"SELECT pg_drop_replication_slot('{SLOT}')")
+    pg.sql(f"DROP PUBLICATION IF EXISTS {PUBLICATION}")
+
+
+def phase_recvlogical(args, pg):
+    """The source's cost of logical decoding alone: pg_recvlogical reads the
+    same slot and publication as trickled would and throws the data away."""
+    set_identity(pg, True)
+    prepare(pg)
+    create_publication(pg)
+    add_tables_to_publication(pg)
+    pg.sql("CHECKPOINT")
+    p = subprocess.Popen([f"{PGBIN}/pg_recvlogical", "-d", pg.dsn, f"--slot={SLOT}", "--start", "-f", "/dev/null",
+                          "-o", "proto_version=1", "-o", f"publication_names={PUBLICATION}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=pinned(args.client_cpus))
+    try:
+        walsender = wait_for_walsender(pg)
+        cpu0 = proc_cpu_seconds(p.pid), proc_cpu_seconds(walsender)
+        result = run_pgbench(pg, args)
+        cpu1 = proc_cpu_seconds(p.pid), proc_cpu_seconds(walsender)
+        result["walsender_cpu_ms_per_txn"] = 1000 * (cpu1[1] - cpu0[1]) / result["transactions"]
+        result["walsender_cpu_pct"] = 100 * (cpu1[1] - cpu0[1]) / result["elapsed_s"]
+        result["consumer_cpu_pct"] = 100 * (cpu1[0] - cpu0[0]) / result["elapsed_s"]
+        if p.poll() is not None:
+            sys.exit(f"pg_recvlogical exited early: {p.stderr.read().decode()}")
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.wait(timeout=60)
+        drop_publication(pg)
+    return result
+
+
+def phase_trickled(args, pg, schedule, workdir):
+    set_identity(pg, True)
+    prepare(pg)
+    create_publication(pg)
+    for name, query in STREAM_TABLES.items():
+        bench_st(args, pg, f"--schedule={schedule}", "create", name, query)
+    # Capture all four pgbench tables (the stream tables read two of them).
+    add_tables_to_publication(pg)
     pg.sql("CHECKPOINT")
     data = os.path.join(workdir, "trickled-data")
     shutil.rmtree(data, ignore_errors=True)
@@ -158,17 +235,13 @@ def phase_trickled(args, pg, schedule, workdir):
     p = subprocess.Popen([os.path.join(args.build, "service/trickled"), f"--dsn={pg.dsn}",
                           f"--data-dir={data}", f"--slot-name={SLOT}", f"--publication-name={PUBLICATION}",
                           f"--log-level={args.trickled_log_level}", *(args.trickled_arg or [])],
-                         stdout=log, stderr=log)
+                         stdout=log, stderr=log, preexec_fn=pinned(args.client_cpus))
     try:
-        for _ in range(300):
-            if pg.sql(f"SELECT active FROM pg_replication_slots WHERE slot_name = '{SLOT}'") == "t":
-                break
-            time.sleep(0.1)
+        walsender = wait_for_walsender(pg)
         time.sleep(2)  # let the first refresh rounds (nothing to do) pass
-        walsender = pg.sql(f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = '{SLOT}'")
-        cpu0 = proc_cpu_seconds(p.pid), proc_cpu_seconds(int(walsender))
+        cpu0 = proc_cpu_seconds(p.pid), proc_cpu_seconds(walsender)
         result = run_pgbench(pg, args, trickled_pid=p.pid)
-        cpu1 = proc_cpu_seconds(p.pid), proc_cpu_seconds(int(walsender))
+        cpu1 = proc_cpu_seconds(p.pid), proc_cpu_seconds(walsender)
         result["walsender_cpu_ms_per_txn"] = 1000 * (cpu1[1] - cpu0[1]) / result["transactions"]
         result["trickled_cpu_pct"] = 100 * (cpu1[0] - cpu0[0]) / result["elapsed_s"]
         result["walsender_cpu_pct"] = 100 * (cpu1[1] - cpu0[1]) / result["elapsed_s"]
@@ -211,8 +284,7 @@ def phase_trickled(args, pg, schedule, workdir):
         log.close()
         for name in STREAM_TABLES:
             bench_st(args, pg, "drop", name)
-        pg.sql(f"SELECT pg_drop_replication_slot('{SLOT}')")
-        pg.sql(f"DROP PUBLICATION IF EXISTS {PUBLICATION}")
+        drop_publication(pg)
     return result
 
 
@@ -236,22 +308,29 @@ def main():
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--schedule", action="append", help="stream table schedule of a trickled phase")
+    ap.add_argument("--recvlogical", action="store_true",
+                    help="add a configuration where pg_recvlogical reads the slot instead of trickled")
     ap.add_argument("--out", default="benchmarks/results")
     ap.add_argument("--trickled-log", help="keep trickled's log here")
     ap.add_argument("--trickled-log-level", default="warn")
     ap.add_argument("--trickled-arg", action="append",
                     help="extra trickled flag, e.g. --trickled-arg=--grpc-address= (repeatable)")
+    ap.add_argument("--server-cpus", type=cpu_list,
+                    help="run PostgreSQL on these CPUs only (e.g. 0): with --client-cpus, trickled and pgbench "
+                         "stay off the server's CPUs, as when trickled runs on its own host")
+    ap.add_argument("--client-cpus", type=cpu_list, help="run pgbench and trickled on these CPUs only (e.g. 1)")
     args = ap.parse_args()
     schedules = args.schedule or ["1s"]
     workdir = tempfile.mkdtemp(prefix="trickle-pgbench-")
     if os.geteuid() == 0:
         shutil.chown(workdir, "postgres")
-    pg = Pg(workdir)
+    pg = Pg(workdir, args.server_cpus)
     phases = []
     try:
         subprocess.run([f"{PGBIN}/pgbench", "-i", "-q", "-s", str(args.scale), pg.dsn], check=True,
                        capture_output=True)
-        configs = ["base", "ri_full"] + [f"trickled_{s}" for s in schedules]
+        configs = ["base", "ri_full"] + (["recvlogical"] if args.recvlogical else []) + [
+            f"trickled_{s}" for s in schedules]
         for r in range(args.rounds):
             order = configs if r % 2 == 0 else list(reversed(configs))
             for config in order:
@@ -264,11 +343,15 @@ def main():
                     set_identity(pg, True)
                     prepare(pg)
                     res = run_pgbench(pg, args)
+                elif config == "recvlogical":
+                    res = phase_recvlogical(args, pg)
                 else:
                     res = phase_trickled(args, pg, config[len("trickled_"):], workdir)
                 res.update({"round": r, "config": config, "loadavg_before": " ".join(load)})
                 phases.append(res)
                 extra = ""
+                if config == "recvlogical":
+                    extra = f" pg_recvlogical {res['consumer_cpu_pct']:.0f}% walsender {res['walsender_cpu_pct']:.0f}%"
                 if config.startswith("trickled"):
                     extra = (f" trickled {res['trickled_cpu_pct']:.0f}% walsender {res['walsender_cpu_pct']:.0f}%"
                              f" lag {res['slot_lag_bytes_at_end']} B catch-up {res['catch_up_s']}"
@@ -314,7 +397,9 @@ def main():
                 per_round.append({"vs_base": this[0] / b[0], "vs_ri_full": this[0] / f[0]})
         summary[config]["per_round_ratios"] = per_round
     result = {"scale": args.scale, "clients": args.clients, "threads": args.threads, "seconds": args.seconds,
-              "rounds": args.rounds, "mode": "prepared", "summary": summary, "phases": phases}
+              "rounds": args.rounds, "mode": "prepared",
+              "server_cpus": sorted(args.server_cpus or []), "client_cpus": sorted(args.client_cpus or []),
+              "summary": summary, "phases": phases}
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "pgbench.json"), "w") as f:
         json.dump(result, f, indent=1)
