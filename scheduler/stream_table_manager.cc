@@ -1,6 +1,8 @@
 #include "scheduler/stream_table_manager.h"
 
+#include <algorithm>
 #include <deque>
+#include <limits>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -480,7 +482,7 @@ absl::StatusOr<RefreshResult> StreamTableManager::RefreshLocked(Entry* entry, Re
   history.duration_ms = absl::ToDoubleMilliseconds(absl::Now() - start);
   row.consecutive_failures++;
   row.last_error = history.error;
-  int max_failures = IsDefinite(result.status()) ? 1 : options_.max_consecutive_failures;
+  int max_failures = FailuresBeforeError(result.status(), options_.max_consecutive_failures);
   if (row.consecutive_failures >= max_failures) row.status = Status::kError;
   absl::Status recorded = catalog::RecordFailure(*conn_, row.id, history, max_failures);
   if (!recorded.ok()) spdlog::warn("recording the failure: {}", recorded.ToString());
@@ -649,6 +651,20 @@ bool IsDefinite(const absl::Status& status) {
          status.code() == absl::StatusCode::kPermissionDenied;
 }
 
+bool IsOutage(const absl::Status& status) { return status.code() == absl::StatusCode::kUnavailable; }
+
+int FailuresBeforeError(const absl::Status& status, int max_consecutive) {
+  if (IsDefinite(status)) return 1;
+  if (IsOutage(status)) return std::numeric_limits<int>::max();
+  return max_consecutive;
+}
+
+absl::Duration RetryDelay(const absl::Status& status, int consecutive_failures, absl::Duration base,
+                          absl::Duration cap) {
+  if (IsOutage(status)) cap = std::min(cap, absl::Seconds(10));
+  return BackoffDelay(consecutive_failures, base, cap);
+}
+
 RefreshHooks StreamTableManager::MakeHooks(const StreamTableRow& row, PgConnection& conn,
                                            int64_t* blown_rows) {
   RefreshHooks hooks;
@@ -769,7 +785,7 @@ StreamTableManager::Outcome StreamTableManager::RunOnWorker(Worker& worker, cons
       h.action = table.row.frontier ? "DIFFERENTIAL" : "FULL";
       h.error = std::string(o.result.status().message());
       h.duration_ms = absl::ToDoubleMilliseconds(o.finished - o.started);
-      int max_failures = IsDefinite(o.result.status()) ? 1 : options_.max_consecutive_failures;
+      int max_failures = FailuresBeforeError(o.result.status(), options_.max_consecutive_failures);
       s = catalog::RecordFailure(record, table.row.id, h, max_failures);
     }
     if (!s.ok()) spdlog::warn("recording the outcome of {}: {}", table.row.QualifiedName(), s.ToString());
@@ -851,9 +867,10 @@ void StreamTableManager::CompleteLocked(Outcome& o) {
   } else {
     row.consecutive_failures++;
     row.last_error = std::string(o.result.status().message());
-    int max_failures = IsDefinite(o.result.status()) ? 1 : options_.max_consecutive_failures;
+    int max_failures = FailuresBeforeError(o.result.status(), options_.max_consecutive_failures);
     if (row.consecutive_failures >= max_failures) row.status = Status::kError;
-    absl::Duration delay = BackoffDelay(row.consecutive_failures, options_.backoff_base, options_.backoff_cap);
+    absl::Duration delay =
+        RetryDelay(o.result.status(), row.consecutive_failures, options_.backoff_base, options_.backoff_cap);
     e.next_retry = o.finished + delay;
     shown.next_retry_at = e.next_retry;
     e.dirty = true;  // what it did not apply is still pending

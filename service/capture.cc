@@ -107,7 +107,16 @@ Lsn Capture::FlushedLsn() {
   return std::max(log_->durable_lsn(), idle_confirmable_lsn_.load());
 }
 
+void Capture::OnStreaming() {
+  absl::MutexLock lock(&mu_);
+  streaming_ = true;
+}
+
 void Capture::OnDisconnect() {
+  {
+    absl::MutexLock lock(&mu_);
+    streaming_ = false;
+  }
   if (in_transaction_ && !skipping_) {
     absl::Status s = log_->AbortTransaction();
     if (!s.ok()) spdlog::warn("forgetting the partial transaction: {}", s.ToString());
@@ -286,9 +295,17 @@ absl::StatusOr<Lsn> Capture::WaitForFence(const std::string& token, absl::Durati
   absl::MutexLock lock(&mu_);
   auto found = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return fences_.contains(token); };
   if (!mu_.AwaitWithTimeout(absl::Condition(&found), timeout)) {
+    if (!streaming_) {
+      // An outage, not this refresh's fault: the fence is in PostgreSQL's
+      // WAL and arrives once the stream reconnects; the refresh is retried.
+      return absl::UnavailableError(absl::StrCat(
+          "fence \"", token, "\" did not arrive within ", absl::FormatDuration(timeout),
+          ": the replication stream is not connected (trickled reconnects on its own; "
+          "see its log for why)"));
+    }
     return absl::DeadlineExceededError(absl::StrCat(
         "fence \"", token, "\" did not arrive through the replication stream within ",
-        absl::FormatDuration(timeout), "; is the capture streaming?"));
+        absl::FormatDuration(timeout), " although it is connected"));
   }
   Lsn lsn = fences_[token];
   fences_.erase(token);

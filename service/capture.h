@@ -72,6 +72,7 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   Lsn WrittenLsn() override { return written_lsn_.load(); }
   Lsn FlushedLsn() override;
   void OnDisconnect() override;
+  void OnStreaming() override;
 
   // ---- For the refresh path (any thread)
 
@@ -143,6 +144,9 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, Lsn> fences_ ABSL_GUARDED_BY(mu_);
   Lsn received_lsn_ ABSL_GUARDED_BY(mu_) = 0;  // all commits below are in the log
+  // Between OnStreaming and OnDisconnect: a fence that does not arrive
+  // while this is false waited on a stream that is not there.
+  bool streaming_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // Adds a pgoutput tuple's columns to a ChangeRecord being encoded, as its

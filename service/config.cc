@@ -74,7 +74,8 @@ ABSL_FLAG(int, max_parallel_workers, 2,
           "coordinator; at most 32). Default 2. Restart to change. Env TRICKLE_MAX_PARALLEL_WORKERS.");
 ABSL_FLAG(int, max_consecutive_failures, 5,
           "After this many consecutive failed refreshes a stream table's status becomes ERROR "
-          "(definite errors such as a dropped source do so at once). Default 5. "
+          "(definite errors such as a dropped source do so at once; an outage of the database or "
+          "of the replication stream never does). Default 5. "
           "Env TRICKLE_MAX_CONSECUTIVE_FAILURES.");
 ABSL_FLAG(absl::Duration, debounce, absl::Milliseconds(10),
           "How long an on-change stream table waits after the first change arrives, to coalesce "

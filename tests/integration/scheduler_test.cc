@@ -21,13 +21,14 @@ using scheduler::StreamTableManager;
 
 class SchedulerTest : public ::testing::Test {
  protected:
-  void Start(const std::string& name, scheduler::ManagerOptions options) {
+  void Start(const std::string& name, scheduler::ManagerOptions options,
+             absl::Duration fence_timeout = absl::Seconds(30)) {
     runner_ = std::make_unique<CaptureRunner>(name);
     runner_->capture().SetCommitListener([this](const storage::TransactionRecord& txn) {
       if (auto* m = listener_.load()) m->OnSourceCommitted(txn);
     });
     runner_->Start();
-    fences_ = std::make_unique<service::FenceEmitter>(TestPostgres().Dsn(), &runner_->capture());
+    fences_ = std::make_unique<service::FenceEmitter>(TestPostgres().Dsn(), &runner_->capture(), fence_timeout);
     options.dsn = TestPostgres().Dsn();
     options.publication_name = runner_->publication();
     options.set_replica_identity = true;
@@ -66,7 +67,10 @@ class SchedulerTest : public ::testing::Test {
   // Waits until every stream table's frontier passes the WAL position of now
   // (so every change committed so far is applied), by change arrival alone.
   bool WaitCaughtUp(absl::Duration timeout = absl::Seconds(60)) {
-    std::string lsn = Text("SELECT pg_current_wal_lsn()::text");
+    return WaitFrontiersPast(Text("SELECT pg_current_wal_lsn()::text"), timeout);
+  }
+  // Waits until every stream table's frontier passes `lsn`.
+  bool WaitFrontiersPast(const std::string& lsn, absl::Duration timeout = absl::Seconds(60)) {
     absl::Time deadline = absl::Now() + timeout;
     while (absl::Now() < deadline) {
       if (Scalar(absl::StrCat("SELECT count(*) FROM pgtrickle.stream_tables WHERE status = 'ACTIVE' AND "
@@ -169,6 +173,58 @@ TEST_F(SchedulerTest, KilledWorkerBackendsAreRetriedAndOthersKeepTheirPace) {
   EXPECT_EQ(OracleDifferences("sc_kill_2", q2), 0);
   EXPECT_GT(Scalar("SELECT count(*) FROM pgtrickle.refresh_history WHERE error IS NOT NULL"), 0);
   EXPECT_EQ(Text("SELECT string_agg(status, ',') FROM pgtrickle.stream_tables"), "ACTIVE,ACTIVE");
+}
+
+// The replication stream goes away (here: stopped; in life a lost
+// connection, a restart of PostgreSQL, a full disk under the change log)
+// while stream tables have changes pending. Their refreshes cannot get a
+// fence: each fails with an error that says the stream is not connected and
+// is retried, but an outage is not the stream tables' fault and must not
+// park them in ERROR (it did after max_consecutive_failures fence timeouts,
+// 2 here; 5 x 30 s by default, so a few minutes without the stream stopped
+// every stream table with changes pending for good). Once the stream is
+// back they catch up on their own.
+TEST_F(SchedulerTest, StreamOutageIsRetriedAndNeverParksStreamTablesInError) {
+  scheduler::ManagerOptions options;
+  options.max_parallel_workers = 2;
+  options.backoff_base = absl::Milliseconds(50);
+  options.max_consecutive_failures = 2;
+  Start("sc_outage", options, /*fence_timeout=*/absl::Milliseconds(500));
+  Exec("CREATE TABLE sc_o (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO sc_o (k, v) SELECT g % 7, g FROM generate_series(1, 500) g;");
+  const std::string q1 = "SELECT k, count(*) AS n, sum(v) AS s FROM sc_o GROUP BY k";
+  const std::string q2 = "SELECT id, v FROM sc_o WHERE v % 3 = 0";
+  // An interval schedule: the changes below are logged (so both stream
+  // tables are dirty) before the refresh that should apply them starts.
+  ASSERT_TRUE(manager_->Create({"sc_outage_1", q1, delta::RefreshMode::kDifferential, "1s", false}).ok());
+  ASSERT_TRUE(manager_->Create({"sc_outage_2", q2, delta::RefreshMode::kDifferential, "1s", false}).ok());
+  Exec("UPDATE sc_o SET v = v + 1 WHERE id % 10 = 0; INSERT INTO sc_o (k, v) VALUES (1, 1)");
+  runner_->Sync();  // in the log, and both stream tables marked dirty
+  runner_->Stop();
+  Exec("UPDATE sc_o SET v = v + 2 WHERE id % 10 = 1; DELETE FROM sc_o WHERE id % 10 = 2");
+  // Taken while no refresh can commit: the refreshes after the outage pass it.
+  const std::string last_change = Text("SELECT pg_current_wal_lsn()::text");
+
+  const std::string failures =
+      "SELECT count(*) FROM pgtrickle.refresh_history WHERE error LIKE '%replication stream is not connected%'";
+  const std::string parked = "SELECT count(*) FROM pgtrickle.stream_tables WHERE status <> 'ACTIVE'";
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (Scalar(failures) < 6 && Scalar(parked) == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  // None counted toward ERROR, although each stream table failed more often
+  // in a row than max_consecutive_failures; every failure said why.
+  ASSERT_EQ(Text("SELECT string_agg(status, ',') FROM pgtrickle.stream_tables"), "ACTIVE,ACTIVE");
+  ASSERT_GE(Scalar(failures), 6) << "refreshes did not fail for the missing stream";
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pgtrickle.refresh_history WHERE error IS NOT NULL"), Scalar(failures));
+  EXPECT_GE(Scalar("SELECT max(consecutive_failures) FROM pgtrickle.stream_tables"), 3);
+
+  runner_->Start();
+  ASSERT_TRUE(WaitFrontiersPast(last_change)) << "did not catch up after the stream came back";
+  EXPECT_EQ(OracleDifferences("sc_outage_1", q1), 0);
+  EXPECT_EQ(OracleDifferences("sc_outage_2", q2), 0);
+  EXPECT_EQ(Text("SELECT string_agg(status, ',') FROM pgtrickle.stream_tables"), "ACTIVE,ACTIVE");
+  EXPECT_EQ(Scalar("SELECT max(consecutive_failures) FROM pgtrickle.stream_tables"), 0);
 }
 
 TEST_F(SchedulerTest, FuseBlowsAndEachResetWorks) {
