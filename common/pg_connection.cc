@@ -45,6 +45,15 @@ bool IsTransient(const absl::Status& status) {
          status.code() == absl::StatusCode::kAborted;
 }
 
+constexpr char kOutagePayload[] = "trickle.outage";
+
+absl::Status OutageError(absl::Status status) {
+  status.SetPayload(kOutagePayload, absl::Cord("1"));
+  return status;
+}
+
+bool IsOutage(const absl::Status& status) { return status.GetPayload(kOutagePayload).has_value(); }
+
 std::string SqlStateOf(const absl::Status& status) {
   auto payload = status.GetPayload(kSqlStatePayload);
   return payload ? std::string(*payload) : std::string();
@@ -61,11 +70,11 @@ absl::StatusOr<std::unique_ptr<PgConnection>> PgConnection::Connect(const std::s
   if (PQstatus(conn) != CONNECTION_OK) {
     std::string error = TrimTrailingNewline(PQerrorMessage(conn));
     PQfinish(conn);
-    return WithSqlState(
+    return OutageError(WithSqlState(
         absl::UnavailableError(absl::StrCat(
             "cannot connect to PostgreSQL: ", error,
             "; check the DSN (host, port, user, dbname) and that the server accepts connections")),
-        "08006");
+        "08006"));
   }
   return std::unique_ptr<PgConnection>(new PgConnection(conn));
 }

@@ -31,6 +31,15 @@ bool IsTransient(const absl::Status& status);
 // The SQLSTATE an error Status carries ("" when none).
 std::string SqlStateOf(const absl::Status& status);
 
+// An outage: the database could not be reached at all (a connection refused
+// or not made), or the replication stream is not connected, so the work
+// never started. Not the fault of the work it was for: callers retry it
+// without counting it against that work. A connection lost *during* the
+// work is not marked (the work itself may have brought the server down).
+// PgConnection::Connect marks every failure to connect.
+absl::Status OutageError(absl::Status status);
+bool IsOutage(const absl::Status& status);
+
 class PgResult {
  public:
   explicit PgResult(PGresult* result) : result_(result) {}

@@ -651,8 +651,6 @@ bool IsDefinite(const absl::Status& status) {
          status.code() == absl::StatusCode::kPermissionDenied;
 }
 
-bool IsOutage(const absl::Status& status) { return status.code() == absl::StatusCode::kUnavailable; }
-
 int FailuresBeforeError(const absl::Status& status, int max_consecutive) {
   if (IsDefinite(status)) return 1;
   if (IsOutage(status)) return std::numeric_limits<int>::max();

@@ -108,12 +108,10 @@ absl::Status FuseBlownError(absl::string_view reason);
 bool IsFuseBlown(const absl::Status& status);
 // Errors that retrying will not heal (a dropped source, a privilege, bad SQL).
 bool IsDefinite(const absl::Status& status);
-// The database or the replication stream is unreachable (Unavailable: a
-// lost or refused connection, a fence that cannot arrive while the stream is
-// down). Not the stream table's fault: retried, never parks it in ERROR.
-bool IsOutage(const absl::Status& status);
 // Consecutive failures of this kind after which a stream table goes to
-// ERROR: 1 for a definite error, never for an outage, else `max_consecutive`.
+// ERROR: 1 for a definite error, never for an outage (IsOutage: no
+// connection could be made, or the replication stream is not connected; not
+// the stream table's fault), else `max_consecutive`.
 int FailuresBeforeError(const absl::Status& status, int max_consecutive);
 // How long to wait before retrying after `consecutive_failures` of this
 // kind: exponential from `base` up to `cap`; an outage at most 10 s, as the

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/pg_connection.h"
 #include "common/status_macros.h"
 #include "pgoutput/tuple_fill.h"
 #include "spdlog/spdlog.h"
@@ -298,10 +299,10 @@ absl::StatusOr<Lsn> Capture::WaitForFence(const std::string& token, absl::Durati
     if (!streaming_) {
       // An outage, not this refresh's fault: the fence is in PostgreSQL's
       // WAL and arrives once the stream reconnects; the refresh is retried.
-      return absl::UnavailableError(absl::StrCat(
+      return OutageError(absl::UnavailableError(absl::StrCat(
           "fence \"", token, "\" did not arrive within ", absl::FormatDuration(timeout),
           ": the replication stream is not connected (trickled reconnects on its own; "
-          "see its log for why)"));
+          "see its log for why)")));
     }
     return absl::DeadlineExceededError(absl::StrCat(
         "fence \"", token, "\" did not arrive through the replication stream within ",

@@ -2,6 +2,7 @@
 // the DAG orders refreshes across a worker pool, failures back off and
 // recover, the fuse blows and resets, AUTO switches to FULL under a spike,
 // and an SLA tier is promoted when its deadline is missed.
+#include <limits>
 #include <random>
 #include <thread>
 
@@ -225,6 +226,23 @@ TEST_F(SchedulerTest, StreamOutageIsRetriedAndNeverParksStreamTablesInError) {
   EXPECT_EQ(OracleDifferences("sc_outage_2", q2), 0);
   EXPECT_EQ(Text("SELECT string_agg(status, ',') FROM pgtrickle.stream_tables"), "ACTIVE,ACTIVE");
   EXPECT_EQ(Scalar("SELECT max(consecutive_failures) FROM pgtrickle.stream_tables"), 0);
+}
+
+// What counts as an outage: a connection that cannot be made (Connect marks
+// it), not a connection lost in the middle of the work, which may be the
+// work's own doing and still counts toward ERROR.
+TEST(OutageTest, OnlyAConnectionNotMadeIsAnOutage) {
+  auto refused = PgConnection::Connect("host=127.0.0.1 port=1 connect_timeout=2 dbname=x user=x");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(IsOutage(refused.status())) << refused.status();
+  EXPECT_EQ(scheduler::FailuresBeforeError(refused.status(), 5), std::numeric_limits<int>::max());
+  EXPECT_EQ(scheduler::RetryDelay(refused.status(), 20, absl::Seconds(1), absl::Minutes(5)), absl::Seconds(10));
+
+  absl::Status lost = absl::UnavailableError("server closed the connection unexpectedly");
+  EXPECT_FALSE(IsOutage(lost));
+  EXPECT_EQ(scheduler::FailuresBeforeError(lost, 5), 5);
+  EXPECT_EQ(scheduler::RetryDelay(lost, 20, absl::Seconds(1), absl::Minutes(5)), absl::Minutes(5));
+  EXPECT_EQ(scheduler::FailuresBeforeError(absl::InvalidArgumentError("relation does not exist"), 5), 1);
 }
 
 TEST_F(SchedulerTest, FuseBlowsAndEachResetWorks) {
