@@ -112,15 +112,17 @@ def prepare(pg):
     pg.sql("CHECKPOINT")
 
 
-def run_pgbench(pg, args, trickled_pid=None):
+def run_pgbench(pg, args, watch=None):
     """Runs pgbench; TPS plus the CPU time every party used per transaction
-    (server, trickled, pgbench), which the neighbours' load does not skew the
-    way it skews TPS."""
+    (server, pgbench, and each process in `watch`, a {name: pid} such as the
+    consumer and its walsender: <name>_cpu_ms_per_txn and <name>_cpu_pct),
+    which the neighbours' load does not skew the way it skews TPS."""
+    watch = watch or {}
     cmd = [f"{PGBIN}/pgbench", "-n", "-M", "prepared", "-c", str(args.clients), "-j", str(args.threads),
            "-T", str(args.seconds), "-P", "10", pg.dsn]
     busy0 = cpu_jiffies()
     server0 = server_cpu_seconds(pg.postmaster)
-    trickled0 = proc_cpu_seconds(trickled_pid) if trickled_pid else 0.0
+    watched0 = {name: proc_cpu_seconds(pid) for name, pid in watch.items()}
     client0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, preexec_fn=pinned(args.client_cpus))
@@ -128,7 +130,7 @@ def run_pgbench(pg, args, trickled_pid=None):
     client1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     time.sleep(0.5)  # let the backends exit and be reaped
     server1 = server_cpu_seconds(pg.postmaster)
-    trickled1 = proc_cpu_seconds(trickled_pid) if trickled_pid else 0.0
+    watched1 = {name: proc_cpu_seconds(pid) for name, pid in watch.items()}
     busy1 = cpu_jiffies()
     tps = lat = txns = None
     for line in out.stdout.splitlines():
@@ -142,12 +144,17 @@ def run_pgbench(pg, args, trickled_pid=None):
         sys.exit("pgbench output without tps:\n" + out.stdout + out.stderr)
     busy = 100.0 * (busy1[0] - busy0[0]) / max(1, busy1[1] - busy0[1])
     client = (client1.ru_utime + client1.ru_stime) - (client0.ru_utime + client0.ru_stime)
-    return {"tps": tps, "latency_ms": lat, "transactions": txns, "elapsed_s": elapsed,
-            "machine_busy_pct": busy,
-            "server_cpu_ms_per_txn": 1000 * (server1 - server0) / txns,
-            "trickled_cpu_ms_per_txn": 1000 * (trickled1 - trickled0) / txns,
-            "pgbench_cpu_ms_per_txn": 1000 * client / txns,
-            "progress": [l for l in out.stderr.splitlines() if l.startswith("progress:")]}
+    result = {"tps": tps, "latency_ms": lat, "transactions": txns, "elapsed_s": elapsed,
+              "machine_busy_pct": busy,
+              "server_cpu_ms_per_txn": 1000 * (server1 - server0) / txns,
+              "trickled_cpu_ms_per_txn": 0.0,  # every configuration has the column
+              "pgbench_cpu_ms_per_txn": 1000 * client / txns,
+              "progress": [l for l in out.stderr.splitlines() if l.startswith("progress:")]}
+    for name in watch:
+        used = watched1[name] - watched0[name]
+        result[f"{name}_cpu_ms_per_txn"] = 1000 * used / txns
+        result[f"{name}_cpu_pct"] = 100 * used / elapsed
+    return result
 
 
 def bench_st(args, pg, *cmd):
@@ -204,13 +211,7 @@ def phase_recvlogical(args, pg):
                           "-o", "proto_version=1", "-o", f"publication_names={PUBLICATION}"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=pinned(args.client_cpus))
     try:
-        walsender = wait_for_walsender(pg)
-        cpu0 = proc_cpu_seconds(p.pid), proc_cpu_seconds(walsender)
-        result = run_pgbench(pg, args)
-        cpu1 = proc_cpu_seconds(p.pid), proc_cpu_seconds(walsender)
-        result["walsender_cpu_ms_per_txn"] = 1000 * (cpu1[1] - cpu0[1]) / result["transactions"]
-        result["walsender_cpu_pct"] = 100 * (cpu1[1] - cpu0[1]) / result["elapsed_s"]
-        result["consumer_cpu_pct"] = 100 * (cpu1[0] - cpu0[0]) / result["elapsed_s"]
+        result = run_pgbench(pg, args, watch={"consumer": p.pid, "walsender": wait_for_walsender(pg)})
         if p.poll() is not None:
             sys.exit(f"pg_recvlogical exited early: {p.stderr.read().decode()}")
     finally:
@@ -239,12 +240,7 @@ def phase_trickled(args, pg, schedule, workdir):
     try:
         walsender = wait_for_walsender(pg)
         time.sleep(2)  # let the first refresh rounds (nothing to do) pass
-        cpu0 = proc_cpu_seconds(p.pid), proc_cpu_seconds(walsender)
-        result = run_pgbench(pg, args, trickled_pid=p.pid)
-        cpu1 = proc_cpu_seconds(p.pid), proc_cpu_seconds(walsender)
-        result["walsender_cpu_ms_per_txn"] = 1000 * (cpu1[1] - cpu0[1]) / result["transactions"]
-        result["trickled_cpu_pct"] = 100 * (cpu1[0] - cpu0[0]) / result["elapsed_s"]
-        result["walsender_cpu_pct"] = 100 * (cpu1[1] - cpu0[1]) / result["elapsed_s"]
+        result = run_pgbench(pg, args, watch={"trickled": p.pid, "walsender": walsender})
         # How far behind was it when pgbench stopped, and how long to catch up.
         end = pg.sql("SELECT pg_current_wal_lsn()")
         confirmed = pg.sql(f"SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '{SLOT}'")
