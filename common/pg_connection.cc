@@ -3,8 +3,8 @@
 #include <cstdlib>
 
 #include "absl/strings/match.h"
-
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace trickle {
 namespace {
@@ -176,6 +176,16 @@ std::string PgConnection::QuoteLiteral(absl::string_view value) const {
   std::string out = quoted ? quoted : "";
   PQfreemem(quoted);
   return out;
+}
+
+absl::Status InTransaction(PgConnection& conn, absl::FunctionRef<absl::Status()> body, absl::string_view begin) {
+  TRICKLE_RETURN_IF_ERROR(conn.Exec(begin).status());
+  absl::Status s = body();
+  if (!s.ok()) {
+    (void)conn.Exec("ROLLBACK");
+    return s;
+  }
+  return conn.Exec("COMMIT").status();
 }
 
 void AppendCopyText(absl::string_view value, std::string* out) {

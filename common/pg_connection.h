@@ -10,11 +10,12 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace trickle {
 
@@ -103,6 +104,12 @@ class PgConnection {
   absl::Status ErrorFromResult(const PGresult* result, absl::string_view what) const;
   PGconn* conn_;  // owned
 };
+
+// Runs `body` in a transaction on `conn`, opened with `begin` (e.g. "BEGIN
+// ISOLATION LEVEL REPEATABLE READ READ ONLY"): COMMIT when the body
+// succeeds, else ROLLBACK and the body's error.
+absl::Status InTransaction(PgConnection& conn, absl::FunctionRef<absl::Status()> body,
+                           absl::string_view begin = "BEGIN");
 
 // Escapes one value for the text COPY format (backslash, tab, newline, CR).
 void AppendCopyText(absl::string_view value, std::string* out);

@@ -16,17 +16,6 @@
 namespace trickle::scheduler {
 namespace {
 
-// Runs `body` in a transaction on `conn`: COMMIT when it succeeds, else ROLLBACK.
-absl::Status InTransaction(PgConnection& conn, const std::function<absl::Status()>& body) {
-  TRICKLE_RETURN_IF_ERROR(conn.Exec("BEGIN").status());
-  absl::Status s = body();
-  if (!s.ok()) {
-    (void)conn.Exec("ROLLBACK");
-    return s;
-  }
-  return conn.Exec("COMMIT").status();
-}
-
 publisher::StreamTableRef Ref(const StreamTable& t, const delta::DeltaPlan& plan) {
   return publisher::StreamTableRef{t.row.schema, t.row.name, &plan};
 }

@@ -252,24 +252,16 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
     }
   }
 
-  TRICKLE_RETURN_IF_ERROR(conn.Exec("BEGIN").status());
-  auto created = [&]() -> absl::StatusOr<int64_t> {
+  TRICKLE_RETURN_IF_ERROR(InTransaction(conn, [&]() -> absl::Status {
     for (const std::string& ddl : plan.storage_ddl) TRICKLE_RETURN_IF_ERROR(conn.Exec(ddl).status());
     // Stream tables can be sources of other stream tables: full old rows.
     TRICKLE_RETURN_IF_ERROR(conn.Exec(absl::StrCat("ALTER TABLE ", conn.QuoteIdentifier(row.schema), ".",
                                                    conn.QuoteIdentifier(row.name),
                                                    " REPLICA IDENTITY FULL"))
                                 .status());
-    TRICKLE_ASSIGN_OR_RETURN(int64_t id, catalog::Insert(conn, row));
-    TRICKLE_RETURN_IF_ERROR(catalog::ReplaceDependencies(conn, id, deps));
-    return id;
-  }();
-  if (!created.ok()) {
-    (void)conn.Exec("ROLLBACK");
-    return created.status();
-  }
-  TRICKLE_RETURN_IF_ERROR(conn.Exec("COMMIT").status());
-  row.id = *created;
+    TRICKLE_ASSIGN_OR_RETURN(row.id, catalog::Insert(conn, row));
+    return catalog::ReplaceDependencies(conn, row.id, deps);
+  }));
   TRICKLE_RETURN_IF_ERROR(EnsureSourcesPublished(plan));
   TRICKLE_RETURN_IF_ERROR(WaitForInFlightTransactions());
 

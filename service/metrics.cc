@@ -183,7 +183,13 @@ void MetricsRegistry::RemoveSeriesWithFirstLabel(const std::string& value) {
   for (auto& f : families_) f->RemoveMatchingFirstLabel(value);
 }
 
+void MetricsRegistry::Update(absl::FunctionRef<void()> update) {
+  absl::MutexLock lock(&update_mu_);
+  update();
+}
+
 std::string MetricsRegistry::Render() const {
+  absl::MutexLock update_lock(&update_mu_);
   std::vector<std::function<void()>> hooks;
   {
     absl::MutexLock lock(&mu_);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/synchronization/mutex.h"
 
 namespace trickle::service {
@@ -107,6 +108,10 @@ class MetricsRegistry {
   // time (cheap reads only: atomics, in-memory state).
   void AddScrapeHook(std::function<void()> hook);
 
+  // Runs `update`, which sets series of this registry's families, so that
+  // no Render() shows part of it (a scrape sees one consistent collection).
+  void Update(absl::FunctionRef<void()> update);
+
   // Forgets every series of every family whose first label value is `value`.
   void RemoveSeriesWithFirstLabel(const std::string& value);
 
@@ -116,6 +121,9 @@ class MetricsRegistry {
   static constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
 
  private:
+  // Held by Update() and through all of Render() (hooks included); taken
+  // before mu_ and before any family's lock.
+  mutable absl::Mutex update_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<MetricFamily>> families_ ABSL_GUARDED_BY(mu_);
   std::vector<std::function<void()>> hooks_ ABSL_GUARDED_BY(mu_);

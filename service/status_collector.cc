@@ -226,11 +226,13 @@ absl::Status StatusCollector::CollectOnce() {
     if (obs.stream_tables.empty()) obs.stream_tables = latest_.stream_tables;
     if (!obs.database_ok) obs.slot = latest_.slot;
   }
-  PublishGauges(obs);
-  {
+  // Staleness is computed at scrape time from latest_: it changes with the
+  // other series, in one update.
+  registry_.Update([&] {
+    Publish(obs);
     absl::MutexLock lock(&mu_);
     latest_ = std::move(obs);
-  }
+  });
   return status;
 }
 
@@ -244,8 +246,15 @@ absl::Status StatusCollector::CollectFromDatabase(ServiceObservation* obs) {
   TRICKLE_RETURN_IF_ERROR(CollectSlot(*conn_, &obs->slot));
   obs->database_ok = true;
   if (catalog_ready_.load()) {
-    TRICKLE_RETURN_IF_ERROR(CollectStreamTables(*conn_, &obs->stream_tables));
-    TRICKLE_RETURN_IF_ERROR(CollectHistory(*conn_));
+    // One snapshot, so that no refresh is counted for a stream table whose
+    // row (status, last refresh) does not show it yet.
+    TRICKLE_RETURN_IF_ERROR(InTransaction(
+        *conn_,
+        [&]() -> absl::Status {
+          TRICKLE_RETURN_IF_ERROR(CollectStreamTables(*conn_, &obs->stream_tables));
+          return CollectHistory(*conn_, &obs->new_refreshes);
+        },
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
   }
   return CollectWorkers(*conn_);
 }
@@ -305,7 +314,7 @@ absl::Status StatusCollector::CollectStreamTables(PgConnection& conn,
   return absl::OkStatus();
 }
 
-absl::Status StatusCollector::CollectHistory(PgConnection& conn) {
+absl::Status StatusCollector::CollectHistory(PgConnection& conn, std::vector<RefreshObservation>* out) {
   if (!history_watermark_) {
     TRICKLE_ASSIGN_OR_RETURN(PgResult r, conn.Exec(sql::kRefreshHistoryMaxId));
     int64_t max_id = ToInt64(r.Get(0, 0));
@@ -323,20 +332,15 @@ absl::Status StatusCollector::CollectHistory(PgConnection& conn) {
     if (recent_history_ids_.contains(id)) continue;
     if (id > *history_watermark_) history_watermark_ = id;
     recent_history_ids_.insert(id);
-    std::string table(r.Get(i, 1));
-    std::string action(r.Get(i, 2));
-    bool success = r.Get(i, 3) == "t";
-    double duration_ms = ToDouble(r.Get(i, 4));
-    int64_t delta_rows = ToInt64(r.Get(i, 5));
-    int64_t affected = ToInt64(r.Get(i, 6));
-    m_->refreshes->Add({table, action, success ? "success" : "failure"}, 1);
-    m_->refresh_duration->Observe({table, action}, duration_ms / 1000.0);
-    if (success) {
-      m_->delta_rows->Add({table}, static_cast<double>(delta_rows));
-      m_->rows_affected->Add({table}, static_cast<double>(affected));
-    } else {
-      RecordError(absl::StrCat("refresh of ", table, " failed: ", r.Get(i, 7)));
-    }
+    RefreshObservation refresh;
+    refresh.stream_table = std::string(r.Get(i, 1));
+    refresh.action = std::string(r.Get(i, 2));
+    refresh.success = r.Get(i, 3) == "t";
+    refresh.duration_ms = ToDouble(r.Get(i, 4));
+    refresh.delta_rows = ToInt64(r.Get(i, 5));
+    refresh.rows_affected = ToInt64(r.Get(i, 6));
+    refresh.error = std::string(r.Get(i, 7));
+    out->push_back(std::move(refresh));
   }
   for (auto it = recent_history_ids_.begin(); it != recent_history_ids_.end();) {
     auto current = it++;
@@ -360,7 +364,7 @@ absl::Status StatusCollector::CollectWorkers(PgConnection& conn) {
   return absl::OkStatus();
 }
 
-void StatusCollector::PublishGauges(const ServiceObservation& obs) {
+void StatusCollector::Publish(const ServiceObservation& obs) {
   m_->database_up->Set({}, obs.database_ok ? 1 : 0);
   if (obs.database_ok) {
     m_->slot_active->Set({}, obs.slot.found && obs.slot.active ? 1 : 0);
@@ -393,6 +397,17 @@ void StatusCollector::PublishGauges(const ServiceObservation& obs) {
     }
   }
   known_tables_ = std::move(names);
+  for (const RefreshObservation& refresh : obs.new_refreshes) {
+    const std::string& table = refresh.stream_table;
+    m_->refreshes->Add({table, refresh.action, refresh.success ? "success" : "failure"}, 1);
+    m_->refresh_duration->Observe({table, refresh.action}, refresh.duration_ms / 1000.0);
+    if (refresh.success) {
+      m_->delta_rows->Add({table}, static_cast<double>(refresh.delta_rows));
+      m_->rows_affected->Add({table}, static_cast<double>(refresh.rows_affected));
+    } else {
+      RecordError(absl::StrCat("refresh of ", table, " failed: ", refresh.error));
+    }
+  }
 }
 
 void StatusCollector::UpdateLiveGauges() {

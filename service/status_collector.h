@@ -65,13 +65,28 @@ struct StreamTableObservation {
   bool fuse_blown = false;  // catalog version 2 (the scheduler's fuse); false before
 };
 
-// The database-side figures of the last collection.
+// One row of pgtrickle.refresh_history.
+struct RefreshObservation {
+  std::string stream_table;  // schema.name
+  std::string action;        // FULL, DIFFERENTIAL
+  bool success = false;
+  double duration_ms = 0;
+  int64_t delta_rows = 0;
+  int64_t rows_affected = 0;
+  std::string error;
+};
+
+// The database-side figures of the last collection. The stream tables and
+// the refreshes are read in one snapshot: a refresh counted here is one whose
+// stream table row shows it.
 struct ServiceObservation {
   absl::Time collected_at = absl::InfinitePast();
   bool database_ok = false;
   std::string database_error;
   SlotObservation slot;
   std::vector<StreamTableObservation> stream_tables;
+  // Refreshes this collection saw for the first time (added to the counters).
+  std::vector<RefreshObservation> new_refreshes;
 };
 
 struct HealthCheckResult {
@@ -136,9 +151,12 @@ class StatusCollector {
   absl::Status CollectFromDatabase(ServiceObservation* obs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
   absl::Status CollectSlot(PgConnection& conn, SlotObservation* slot);
   absl::Status CollectStreamTables(PgConnection& conn, std::vector<StreamTableObservation>* out);
-  absl::Status CollectHistory(PgConnection& conn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
+  absl::Status CollectHistory(PgConnection& conn, std::vector<RefreshObservation>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
   absl::Status CollectWorkers(PgConnection& conn) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
-  void PublishGauges(const ServiceObservation& obs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
+  // Sets every series from `obs` (gauges, and counters for its new
+  // refreshes); a scrape sees all of one collection or none of it.
+  void Publish(const ServiceObservation& obs) ABSL_EXCLUSIVE_LOCKS_REQUIRED(collect_mu_);
   void UpdateLiveGauges();
 
   StatusCollectorOptions options_;
