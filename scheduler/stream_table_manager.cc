@@ -408,7 +408,7 @@ absl::Status StreamTableManager::UnpublishUnusedSourcesLocked() {
     if (!dropped.ok()) spdlog::warn("taking {}.{} out of the publication: {}", schema, table,
                                     dropped.status().ToString());
   }
-  return TrimLog();
+  return TrimLogLocked();
 }
 
 absl::StatusOr<RefreshResult> StreamTableManager::RefreshNow(const std::string& name, RefreshKind kind) {
@@ -596,12 +596,12 @@ void StreamTableManager::RunDueRefreshes(const std::atomic<bool>& stop) {
     any = any || (result.ok() && result->committed);
   }
   if (any) {
-    absl::Status trimmed = TrimLog();
+    absl::Status trimmed = TrimLogLocked();
     if (!trimmed.ok()) spdlog::warn("trimming the change log: {}", trimmed.ToString());
   }
 }
 
-absl::Status StreamTableManager::TrimLog() {
+absl::Status StreamTableManager::TrimLogLocked() {
   // Each source is trimmed below the lowest point any reader still needs.
   absl::flat_hash_map<uint32_t, Lsn> lowest;
   for (const auto& [id, e] : entries_) {
@@ -965,7 +965,7 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
         }
       }
       if (committed && absl::Now() - last_trim > absl::Seconds(1)) {
-        absl::Status trimmed = TrimLog();
+        absl::Status trimmed = TrimLogLocked();
         if (!trimmed.ok()) spdlog::warn("trimming the change log: {}", trimmed.ToString());
         last_trim = absl::Now();
       }

@@ -162,8 +162,6 @@ class StreamTableManager {
   // others. Then trims the change log. Returns early, between refreshes,
   // once `stop` is set. (Tests and the polling baseline use it.)
   void RunDueRefreshes(const std::atomic<bool>& stop);
-  // Trims each source's changes below the lowest frontier of its readers.
-  absl::Status TrimLog();
 
  private:
   struct Entry {
@@ -229,6 +227,8 @@ class StreamTableManager {
   // transaction, changing nothing that already matches.
   absl::Status SyncPublicationsLocked(const absl::flat_hash_set<int64_t>& gaining_readers = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Trims each source's changes below the lowest frontier of its readers.
+  absl::Status TrimLogLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Inside DropLocked's transaction: drops the stream table's publication
   // (a foreign one is left alone, with a warning).
   absl::Status DropPublicationInTransactionLocked(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -249,7 +249,7 @@ class StreamTableManager {
   Dag dag_ ABSL_GUARDED_BY(mu_);
   // Source relation OID -> stream tables reading it.
   absl::flat_hash_map<uint32_t, std::vector<int64_t>> readers_ ABSL_GUARDED_BY(mu_);
-  // Source relation OID -> the point TrimLog last trimmed it below (trim
+  // Source relation OID -> the point TrimLogLocked last trimmed it below (trim
   // points never move back, so an unmoved one is skipped).
   absl::flat_hash_map<uint32_t, Lsn> trimmed_below_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<WorkerPool> pool_;  // null in serial mode

@@ -229,6 +229,7 @@ absl::Status StatusCollector::CollectOnce() {
   // Staleness is computed at scrape time from latest_: it changes with the
   // other series, in one update.
   registry_.Update([&] {
+    collect_mu_.AssertHeld();
     Publish(obs);
     absl::MutexLock lock(&mu_);
     latest_ = std::move(obs);
@@ -251,6 +252,7 @@ absl::Status StatusCollector::CollectFromDatabase(ServiceObservation* obs) {
     TRICKLE_RETURN_IF_ERROR(InTransaction(
         *conn_,
         [&]() -> absl::Status {
+          collect_mu_.AssertHeld();
           TRICKLE_RETURN_IF_ERROR(CollectStreamTables(*conn_, &obs->stream_tables));
           return CollectHistory(*conn_, &obs->new_refreshes);
         },
