@@ -116,6 +116,7 @@ void Capture::OnStreaming() {
 void Capture::OnDisconnect() {
   {
     absl::MutexLock lock(&mu_);
+    if (streaming_) down_since_ = absl::Now();
     streaming_ = false;
   }
   if (in_transaction_ && !skipping_) {
@@ -294,19 +295,32 @@ absl::Status Capture::OnStreamStart(const pgoutput::StreamStartMessage& m) {
 
 absl::StatusOr<Lsn> Capture::WaitForFence(const std::string& token, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + timeout;
   auto found = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return fences_.contains(token); };
-  if (!mu_.AwaitWithTimeout(absl::Condition(&found), timeout)) {
-    if (!streaming_) {
+  // Woken by the fence and by the stream going down or coming back.
+  auto found_or_down = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return found() || !streaming_; };
+  auto found_or_up = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return found() || streaming_; };
+  while (!found()) {
+    const absl::Time now = absl::Now();
+    if (!streaming_ && (now >= deadline || now >= down_since_ + options_.fence_outage_grace)) {
       // An outage, not this refresh's fault: the fence is in PostgreSQL's
       // WAL and arrives once the stream reconnects; the refresh is retried.
       return OutageError(absl::UnavailableError(absl::StrCat(
-          "fence \"", token, "\" did not arrive within ", absl::FormatDuration(timeout),
-          ": the replication stream is not connected (trickled reconnects on its own; "
-          "see its log for why)")));
+          "fence \"", token, "\" cannot arrive: the replication stream is not connected (down for ",
+          absl::FormatDuration(absl::Trunc(now - down_since_, absl::Milliseconds(1))),
+          "; trickled reconnects on its own; see its log for why)")));
     }
-    return absl::DeadlineExceededError(absl::StrCat(
-        "fence \"", token, "\" did not arrive through the replication stream within ",
-        absl::FormatDuration(timeout), " although it is connected"));
+    if (now >= deadline) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "fence \"", token, "\" did not arrive through the replication stream within ",
+          absl::FormatDuration(timeout), " although it is connected"));
+    }
+    if (streaming_) {
+      mu_.AwaitWithDeadline(absl::Condition(&found_or_down), deadline);
+    } else {
+      mu_.AwaitWithDeadline(absl::Condition(&found_or_up),
+                            std::min(deadline, down_since_ + options_.fence_outage_grace));
+    }
   }
   Lsn lsn = fences_[token];
   fences_.erase(token);

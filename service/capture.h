@@ -48,6 +48,12 @@ struct CaptureOptions {
   absl::Duration sync_interval = absl::Milliseconds(100);
   // pgoutput proto_version in use.
   int protocol_version = 1;
+  // A fence waited for while the replication stream has been down at least
+  // this long fails at once, as an outage, instead of waiting out its
+  // timeout: the refresh behind it holds a snapshot on the source (and
+  // holds back vacuum there) for as long as it waits. A shorter drop (a
+  // reconnect) is waited through. Default 5 s.
+  absl::Duration fence_outage_grace = absl::Seconds(5);
 };
 
 struct CaptureStats {
@@ -77,7 +83,10 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   // ---- For the refresh path (any thread)
 
   // Blocks until the transaction carrying fence `token` is in the log;
-  // returns its commit LSN. DeadlineExceeded after `timeout`.
+  // returns its commit LSN. DeadlineExceeded after `timeout`; an outage
+  // error (IsOutage) once the stream has been down for
+  // `fence_outage_grace` (the fence arrives after the reconnect: a later
+  // wait for the same token still gets it).
   absl::StatusOr<Lsn> WaitForFence(const std::string& token, absl::Duration timeout);
   // Blocks until every transaction with commit LSN < `lsn` is in the log,
   // i.e. something at or past `lsn` was received.
@@ -147,6 +156,8 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   // Between OnStreaming and OnDisconnect: a fence that does not arrive
   // while this is false waited on a stream that is not there.
   bool streaming_ ABSL_GUARDED_BY(mu_) = false;
+  // When streaming_ last became false (creation, before the first connect).
+  absl::Time down_since_ ABSL_GUARDED_BY(mu_) = absl::Now();
 };
 
 // Adds a pgoutput tuple's columns to a ChangeRecord being encoded, as its

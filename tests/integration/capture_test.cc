@@ -5,6 +5,7 @@
 #include <map>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/integration/capture_fixture.h"
@@ -241,6 +242,55 @@ class FailOnceConsumer : public pgoutput::StreamConsumer {
   int messages_ = 0;  // apply thread only
   std::atomic<bool> failed_{false};
 };
+
+// A fence waited for while the stream is down: waited through a drop shorter
+// than fence_outage_grace (5 s), an outage error soon after a longer one
+// (not the whole timeout: the refresh behind the wait holds a snapshot on
+// the source), and still delivered once the stream is back.
+TEST(CaptureTest, FenceWaitRidesOutAShortDropAndEndsEarlyInALongOne) {
+  CaptureRunner runner("fenceout");
+  PgConnection& sql = runner.sql();
+  runner.Start();
+  runner.Sync();
+  auto emit = [&](const std::string& token) {
+    ASSERT_TRUE(sql.ExecParams("SELECT pg_logical_emit_message(true, $1, $2)",
+                               {std::string(service::kFencePrefix), token})
+                    .ok());
+  };
+
+  runner.Stop();
+  emit("fenceout-short");
+  std::thread back([&] {
+    absl::SleepFor(absl::Milliseconds(500));
+    runner.Start();
+  });
+  auto short_drop = runner.capture().WaitForFence("fenceout-short", absl::Seconds(60));
+  back.join();
+  ASSERT_TRUE(short_drop.ok()) << short_drop.status();
+
+  runner.Stop();
+  emit("fenceout-long");
+  const absl::Time started = absl::Now();
+  auto long_drop = runner.capture().WaitForFence("fenceout-long", absl::Seconds(60));
+  const absl::Duration waited = absl::Now() - started;
+  ASSERT_FALSE(long_drop.ok());
+  EXPECT_TRUE(IsOutage(long_drop.status())) << long_drop.status();
+  EXPECT_TRUE(absl::StrContains(long_drop.status().message(), "the replication stream is not connected (down for"))
+      << long_drop.status();
+  EXPECT_LT(waited, absl::Seconds(30)) << "waited out the 60 s timeout instead of the 5 s grace";
+
+  // Until the stream has connected again, a wait still ends as an outage
+  // (the scheduler retries); then the fence is there.
+  runner.Start();
+  absl::StatusOr<Lsn> after;
+  for (int i = 0; i < 100; ++i) {
+    after = runner.capture().WaitForFence("fenceout-long", absl::Seconds(60));
+    if (after.ok() || !IsOutage(after.status())) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_GT(*after, *short_drop);
+}
 
 TEST(CaptureTest, ConsumerFailureMidTransactionReceivesItAgainWithoutDuplicates) {
   CaptureRunner runner("fail");
