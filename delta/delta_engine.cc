@@ -999,7 +999,10 @@ absl::StatusOr<DeltaPlan> FullOnlyPlan(const StreamTableSpec& spec, const Catalo
     s.schema = rel->schema;
     s.name = rel->name;
     s.oid = rel->oid;
-    for (const auto& c : rel->columns) s.columns.push_back(c.name);
+    for (const auto& c : rel->columns) {
+      s.columns.push_back(c.name);
+      s.column_types.push_back(c.type);
+    }
     s.key = rel->key;
     plan.sources.push_back(std::move(s));
   }

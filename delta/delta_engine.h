@@ -124,6 +124,9 @@ struct SourceRelation {
   std::string name;
   uint32_t oid = 0;
   std::vector<std::string> columns;  // columns a delta table must carry besides __op
+  // Their types when the plan was made (format_type, like ColumnFacts::type),
+  // one per column: a refresh that finds others rebuilds the stream table.
+  std::vector<std::string> column_types;
   std::vector<std::string> key;      // how the pre-state is matched ("" = whole row)
   std::string delta_table;           // the delta table the delta SQL reads
   // CREATE TEMP TABLE <delta_table> (__op "char" NOT NULL, <source columns>)

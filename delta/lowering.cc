@@ -537,7 +537,10 @@ int Lowerer::SourceIndex(const RelationFacts& rel) {
   s.schema = rel.schema;
   s.name = rel.name;
   s.oid = rel.oid;
-  for (const auto& c : rel.columns) s.columns.push_back(c.name);
+  for (const auto& c : rel.columns) {
+    s.columns.push_back(c.name);
+    s.column_types.push_back(c.type);
+  }
   s.key = rel.key;
   sources_.push_back(std::move(s));
   return sources_.size() - 1;

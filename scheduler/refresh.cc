@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "publisher/publication.h"
+#include "trickle_scheduler_sql.h"
 
 namespace trickle::scheduler {
 namespace {
@@ -64,6 +65,44 @@ absl::Status SchemaChangedError(absl::string_view message) {
 
 bool IsSchemaChange(const absl::Status& status) {
   return status.GetPayload(kSchemaChangedPayload).has_value();
+}
+
+absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources) {
+  if (sources.empty()) return absl::OkStatus();
+  std::vector<std::string> oids;
+  for (const delta::SourceRelation& s : sources) oids.push_back(std::to_string(s.oid));
+  TRICKLE_ASSIGN_OR_RETURN(PgResult live,
+                           conn.ExecParams(sql::kSourceColumns, {absl::StrCat("{", absl::StrJoin(oids, ","), "}")}));
+  for (const delta::SourceRelation& s : sources) {
+    if (s.column_types.size() != s.columns.size()) continue;
+    // (name, type) of the visible columns now; hidden columns of an upstream
+    // stream table are not part of what its readers see (as in ColumnMap).
+    std::vector<std::pair<std::string, std::string>> now;
+    const std::string oid = std::to_string(s.oid);
+    for (int i = 0; i < live.rows(); ++i) {
+      if (live.Get(i, 0) != oid || absl::StartsWith(live.Get(i, 1), kHiddenColumnPrefix)) continue;
+      now.emplace_back(live.Get(i, 1), live.Get(i, 2));
+    }
+    // A dropped source: the refresh's own statements name it.
+    if (now.empty()) continue;
+    for (size_t c = 0; c < s.columns.size(); ++c) {
+      auto it = std::find_if(now.begin(), now.end(), [&](const auto& col) { return col.first == s.columns[c]; });
+      if (it == now.end()) {
+        return SchemaChangedError(absl::StrCat("source table \"", s.schema, ".", s.name, "\" no longer has column \"",
+                                               s.columns[c], "\" (ALTER TABLE)"));
+      }
+      if (it->second != s.column_types[c]) {
+        return SchemaChangedError(absl::StrCat("source table \"", s.schema, ".", s.name, "\" changed the type of column \"",
+                                               s.columns[c], "\" from ", s.column_types[c], " to ", it->second,
+                                               " (ALTER TABLE; the rewritten rows are not in the stream)"));
+      }
+    }
+    if (now.size() != s.columns.size()) {
+      return SchemaChangedError(
+          absl::StrCat("source table \"", s.schema, ".", s.name, "\" changed its columns (ALTER TABLE)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<int>> Refresher::ColumnMap(const delta::SourceRelation& source,
@@ -273,6 +312,9 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
     TRICKLE_ASSIGN_OR_RETURN(Frontier f, Frontier::Decode(locked.Get(0, 0)));
     frontier = f;
   }
+  // The plan must still fit its sources as this snapshot sees them: a column
+  // type changed by ALTER TABLE rewrote rows without a change in the stream.
+  TRICKLE_RETURN_IF_ERROR(CheckSourceColumns(conn, st.plan.sources));
   // Forced: requested, the first refresh, or a rebuild. Otherwise a FULL
   // refresh happens only when something changed.
   bool forced_full = kind == RefreshKind::kFull || locked.Get(0, 1) == "t" || !frontier;

@@ -146,6 +146,10 @@ class Refresher {
 inline constexpr char kSchemaChangedPayload[] = "trickle.schema_changed";
 absl::Status SchemaChangedError(absl::string_view message);
 bool IsSchemaChange(const absl::Status& status);
+// The schema change (if any) between `sources` as a plan saw them and the
+// live catalog in the caller's snapshot: a column gone, added, or of another
+// type. A dropped source is left to the refresh's own statements.
+absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources);
 
 // The oracle (DESIGN): inside the current snapshot,
 // (ST EXCEPT ALL Q) UNION ALL (Q EXCEPT ALL ST) over the visible columns.

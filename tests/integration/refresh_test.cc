@@ -286,6 +286,45 @@ TEST_F(RefreshTest, ScheduledRefreshWithNothingPendingEmitsNoFenceAndDeltaTables
   }
 }
 
+// ALTER TABLE ... ALTER COLUMN ... TYPE rewrites every row without a single
+// change in the logical stream (and PostgreSQL 15 skips the empty
+// transaction): the refresh finds the type changed in its snapshot and
+// rebuilds, with or without a later change to the table.
+TEST_F(RefreshTest, ColumnTypeChangedByAlterTableRebuilds) {
+  SetUpRunner("rf_type");
+  Exec("CREATE TABLE rf_t (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO rf_t (k, v) SELECT g % 4, g FROM generate_series(1, 40) g;");
+  const std::string q = "SELECT k, sum(v) AS s, count(*) AS n FROM rf_t GROUP BY k";
+  ASSERT_TRUE(manager_->Create({"rf_type_1", q, delta::RefreshMode::kDifferential, "1s", false}).ok());
+  // A refresh that finds the schema changed rebuilds (with a FULL refresh).
+  auto refresh = [&] {
+    auto r = manager_->RefreshNow("rf_type_1");
+    ASSERT_TRUE(r.ok()) << r.status();
+  };
+  const std::string fulls = "SELECT count(*) FROM pgtrickle.refresh_history WHERE action = 'FULL'";
+  const int64_t fulls_at_create = Count(fulls);
+
+  // No change follows the ALTER: only the catalog says the rows changed.
+  Exec("ALTER TABLE rf_t ALTER COLUMN v TYPE bigint USING v * 1000");
+  refresh();
+  EXPECT_EQ(OracleDifferences("rf_type_1", q), 0);
+  EXPECT_EQ(Count(fulls), fulls_at_create + 1);
+
+  // A change follows it, and it fits the old delta table's types too.
+  Exec("ALTER TABLE rf_t ALTER COLUMN v TYPE numeric(20,2) USING v + 0.5;"
+       "INSERT INTO rf_t (k, v) VALUES (1, 7.25)");
+  refresh();
+  EXPECT_EQ(OracleDifferences("rf_type_1", q), 0);
+  EXPECT_EQ(Count(fulls), fulls_at_create + 2);
+
+  // Differential again afterwards.
+  Exec("UPDATE rf_t SET v = v * 2 WHERE id % 3 = 0; DELETE FROM rf_t WHERE id % 7 = 0");
+  refresh();
+  EXPECT_EQ(OracleDifferences("rf_type_1", q), 0);
+  EXPECT_EQ(Count(fulls), fulls_at_create + 2);
+  EXPECT_EQ(Count("SELECT count(*) FROM pgtrickle.stream_tables WHERE status = 'ACTIVE'"), 1);
+}
+
 TEST_F(RefreshTest, SourceDdlRebuildsOrParksOnlyItsDependents) {
   SetUpRunner("rf_ddl");
   Exec("CREATE TABLE rf_s1 (id serial PRIMARY KEY, k int, v int);"
@@ -349,3 +388,4 @@ TEST_F(RefreshTest, UnsupportedQueryInDifferentialModeIsRefusedWithTheConstruct)
 
 }  // namespace
 }  // namespace trickle::testing
+
