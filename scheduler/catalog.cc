@@ -46,7 +46,7 @@ Status ParseStatus(absl::string_view s) {
 
 // The migrations in order; index + 1 is the schema version.
 const absl::string_view kMigrations[] = {sql::kMigration001, sql::kMigration002,
-                                         sql::kMigration003};
+                                         sql::kMigration003, sql::kMigration004};
 
 constexpr char kSelectColumns[] =
     "SELECT id, schema_name, table_name, query, requested_mode, effective_mode, "
@@ -199,18 +199,27 @@ absl::Status ReplaceDependencies(PgConnection& conn, int64_t id, const std::vect
     if (d.source_stream_table_id) upstream = std::to_string(*d.source_stream_table_id);
     TRICKLE_RETURN_IF_ERROR(
         conn.ExecParams("INSERT INTO pgtrickle.dependencies (stream_table_id, source_oid,"
-                        " source_schema, source_name, source_stream_table_id)"
-                        " VALUES ($1, $2, $3, $4, $5)",
+                        " source_schema, source_name, source_stream_table_id, source_columns)"
+                        " VALUES ($1, $2, $3, $4, $5, nullif($6, ''))",
                         {std::to_string(id), std::to_string(d.source_oid), d.source_schema,
-                         d.source_name, upstream})
+                         d.source_name, upstream, d.source_columns})
             .status());
   }
   return absl::OkStatus();
 }
 
+absl::Status SetSourceColumns(PgConnection& conn, int64_t id, uint32_t source_oid, const std::string& columns) {
+  return conn
+      .ExecParams("UPDATE pgtrickle.dependencies SET source_columns = $3"
+                  " WHERE stream_table_id = $1 AND source_oid = $2",
+                  {std::to_string(id), std::to_string(source_oid), columns})
+      .status();
+}
+
 absl::StatusOr<std::vector<Dependency>> Dependencies(PgConnection& conn, int64_t id) {
   TRICKLE_ASSIGN_OR_RETURN(
-      PgResult r, conn.ExecParams("SELECT source_oid, source_schema, source_name, source_stream_table_id"
+      PgResult r, conn.ExecParams("SELECT source_oid, source_schema, source_name, source_stream_table_id,"
+                                  " coalesce(source_columns, '')"
                                   " FROM pgtrickle.dependencies WHERE stream_table_id = $1"
                                   " ORDER BY source_oid",
                                   {std::to_string(id)}));
@@ -225,6 +234,7 @@ absl::StatusOr<std::vector<Dependency>> Dependencies(PgConnection& conn, int64_t
       absl::SimpleAtoi(r.Get(i, 3), &up);
       d.source_stream_table_id = up;
     }
+    d.source_columns = std::string(r.Get(i, 4));
     deps.push_back(std::move(d));
   }
   return deps;

@@ -64,6 +64,9 @@ struct Dependency {
   std::string source_schema;
   std::string source_name;
   std::optional<int64_t> source_stream_table_id;
+  // SourceColumns() of the source as the stream table was last built on;
+  // empty when recorded before catalog version 4.
+  std::string source_columns;
 };
 
 struct HistoryRow {
@@ -89,6 +92,7 @@ absl::StatusOr<std::optional<StreamTableRow>> Find(PgConnection& conn, const std
 absl::StatusOr<int64_t> Insert(PgConnection& conn, const StreamTableRow& row);
 absl::Status ReplaceDependencies(PgConnection& conn, int64_t id, const std::vector<Dependency>& deps);
 absl::StatusOr<std::vector<Dependency>> Dependencies(PgConnection& conn, int64_t id);
+absl::Status SetSourceColumns(PgConnection& conn, int64_t id, uint32_t source_oid, const std::string& columns);
 // Stream tables that read `id` (directly), as "schema.name".
 absl::StatusOr<std::vector<std::string>> Dependents(PgConnection& conn, int64_t id);
 

@@ -67,6 +67,17 @@ bool IsSchemaChange(const absl::Status& status) {
   return status.GetPayload(kSchemaChangedPayload).has_value();
 }
 
+std::string SourceColumns(const delta::SourceRelation& source) {
+  std::string out;
+  for (size_t c = 0; c < source.columns.size(); ++c) {
+    AppendCopyText(source.columns[c], &out);
+    out.push_back('\t');
+    AppendCopyText(c < source.column_types.size() ? source.column_types[c] : "", &out);
+    out.push_back('\n');
+  }
+  return out;
+}
+
 absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources) {
   if (sources.empty()) return absl::OkStatus();
   std::vector<std::string> oids;
@@ -314,6 +325,7 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
   }
   // The plan must still fit its sources as this snapshot sees them: a column
   // type changed by ALTER TABLE rewrote rows without a change in the stream.
+  if (!st.rebuild_reason.empty()) return SchemaChangedError(st.rebuild_reason);
   TRICKLE_RETURN_IF_ERROR(CheckSourceColumns(conn, st.plan.sources));
   // Forced: requested, the first refresh, or a rebuild. Otherwise a FULL
   // refresh happens only when something changed.

@@ -69,6 +69,9 @@ struct RefreshHooks {
 struct StreamTable {
   StreamTableRow row;
   delta::DeltaPlan plan;
+  // Set when the data is known to predate a change of the sources' columns
+  // the plan cannot see (found at start): the next refresh rebuilds.
+  std::string rebuild_reason;
 };
 
 class Refresher {
@@ -150,6 +153,9 @@ bool IsSchemaChange(const absl::Status& status);
 // live catalog in the caller's snapshot: a column gone, added, or of another
 // type. A dropped source is left to the refresh's own statements.
 absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources);
+// A source's columns and their types as one string (compared, never parsed),
+// recorded with the dependency: see catalog version 4.
+std::string SourceColumns(const delta::SourceRelation& source);
 
 // The oracle (DESIGN): inside the current snapshot,
 // (ST EXCEPT ALL Q) UNION ALL (Q EXCEPT ALL ST) over the visible columns.

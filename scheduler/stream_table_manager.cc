@@ -71,6 +71,7 @@ absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
       TRICKLE_RETURN_IF_ERROR(catalog::SetStatus(*m->conn_, row.id, Status::kError, row.last_error));
     } else {
       entry.table.plan = std::move(*plan);
+      TRICKLE_RETURN_IF_ERROR(m->CheckBuiltOnLocked(&entry, row, deps));
     }
     if (row.sla) entry.tier.tier = AssignTier(*row.sla, absl::ZeroDuration(), absl::ZeroDuration());
     entry.table.row = std::move(row);
@@ -82,6 +83,30 @@ absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
   absl::Status synced = m->SyncPublicationsLocked();
   if (!synced.ok()) spdlog::warn("downstream publications: {}", synced.ToString());
   return m;
+}
+
+absl::Status StreamTableManager::CheckBuiltOnLocked(Entry* entry, const StreamTableRow& row,
+                                                    const std::vector<Dependency>& deps) {
+  for (const delta::SourceRelation& source : entry->table.plan.sources) {
+    const std::string now = SourceColumns(source);
+    for (const Dependency& d : deps) {
+      if (d.source_oid != source.oid) continue;
+      if (d.source_columns.empty()) {
+        // Recorded before catalog version 4: what is there now is all we know.
+        TRICKLE_RETURN_IF_ERROR(catalog::SetSourceColumns(*conn_, row.id, source.oid, now));
+      } else if (d.source_columns != now && entry->table.rebuild_reason.empty()) {
+        entry->table.rebuild_reason =
+            absl::StrCat("source table \"", source.schema, ".", source.name,
+                         "\" changed its columns since the stream table was built on it (ALTER TABLE)");
+        spdlog::warn("stream table {}: {}; it is rebuilt at its first refresh", row.QualifiedName(),
+                     entry->table.rebuild_reason);
+        // Dispatched soon, whatever its schedule: its data is out of date.
+        entry->dirty = true;
+        entry->dirty_since = absl::Now();
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<delta::DeltaPlan> StreamTableManager::Plan(PgConnection& conn, const StreamTableRow& row) {
@@ -226,7 +251,7 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
     if (!gaining.empty()) TRICKLE_RETURN_IF_ERROR(SyncPublicationsLocked(gaining));
   }
   for (const delta::SourceRelation& s : plan.sources) {
-    Dependency d{s.oid, s.schema, s.name, std::nullopt};
+    Dependency d{s.oid, s.schema, s.name, std::nullopt, SourceColumns(s)};
     for (const auto& [id, e] : entries_) {
       if (e.table.row.schema == s.schema && e.table.row.name == s.name) {
         d.source_stream_table_id = id;
@@ -335,7 +360,11 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Alter(const std::string& name
   if (request.query) {
     TRICKLE_RETURN_IF_ERROR(ReinitLocked(entry));
   } else if (replan) {
+    // The new plan sees the sources as they are now; the data was built on
+    // what the catalog recorded.
     entry->table.plan = std::move(plan);
+    TRICKLE_ASSIGN_OR_RETURN(std::vector<Dependency> deps, catalog::Dependencies(*conn_, row.id));
+    TRICKLE_RETURN_IF_ERROR(CheckBuiltOnLocked(entry, row, deps));
   }
   return entry->table.row;
 }
@@ -515,7 +544,7 @@ absl::Status StreamTableManager::ReinitLocked(Entry* entry) {
   std::vector<Dependency> deps;
   std::vector<int64_t> upstream;
   for (const delta::SourceRelation& src : plan->sources) {
-    Dependency d{src.oid, src.schema, src.name, std::nullopt};
+    Dependency d{src.oid, src.schema, src.name, std::nullopt, SourceColumns(src)};
     for (const auto& [id, e] : entries_) {
       if (e.table.row.schema == src.schema && e.table.row.name == src.name) {
         d.source_stream_table_id = id;
@@ -532,6 +561,7 @@ absl::Status StreamTableManager::ReinitLocked(Entry* entry) {
   }
   TRICKLE_RETURN_IF_ERROR(conn.Exec("COMMIT").status());
   entry->table.plan = std::move(*plan);
+  entry->table.rebuild_reason.clear();
   entry->upstream_ids = upstream;
   dag_.Set(row.id, upstream);
   IndexSourcesLocked();

@@ -227,6 +227,11 @@ class StreamTableManager {
   // transaction, changing nothing that already matches.
   absl::Status SyncPublicationsLocked(const absl::flat_hash_set<int64_t>& gaining_readers = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // At start and after a replan: compares the columns each source has now
+  // (the fresh plan's) with those the stream table's data was built on (the
+  // catalog's); a difference sets the entry's rebuild_reason and makes it due.
+  absl::Status CheckBuiltOnLocked(Entry* entry, const StreamTableRow& row, const std::vector<Dependency>& deps)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Trims each source's changes below the lowest frontier of its readers.
   absl::Status TrimLogLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Inside DropLocked's transaction: drops the stream table's publication

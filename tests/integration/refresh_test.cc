@@ -25,6 +25,11 @@ class RefreshTest : public ::testing::Test {
     runner_ = std::make_unique<CaptureRunner>(name);
     runner_->Start();
     fences_ = std::make_unique<service::FenceEmitter>(TestPostgres().Dsn(), &runner_->capture());
+    OpenManager();
+  }
+  // A new manager on the same catalog and log, as a restarted service has.
+  void OpenManager() {
+    manager_.reset();
     scheduler::ManagerOptions options;
     options.dsn = TestPostgres().Dsn();
     options.publication_name = runner_->publication();
@@ -323,6 +328,43 @@ TEST_F(RefreshTest, ColumnTypeChangedByAlterTableRebuilds) {
   EXPECT_EQ(OracleDifferences("rf_type_1", q), 0);
   EXPECT_EQ(Count(fulls), fulls_at_create + 2);
   EXPECT_EQ(Count("SELECT count(*) FROM pgtrickle.stream_tables WHERE status = 'ACTIVE'"), 1);
+}
+
+// The same ALTER while the service is stopped: the plan made at start sees
+// only the new types, so the catalog records the columns each stream table
+// was built on and the start compares them.
+TEST_F(RefreshTest, ColumnTypeChangedWhileStoppedRebuildsAfterTheStart) {
+  SetUpRunner("rf_down");
+  Exec("CREATE TABLE rf_d (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO rf_d (k, v) SELECT g % 4, g FROM generate_series(1, 40) g;");
+  const std::string q = "SELECT k, sum(v) AS s FROM rf_d GROUP BY k";
+  ASSERT_TRUE(manager_->Create({"rf_down_1", q, delta::RefreshMode::kDifferential, "1s", false}).ok());
+  const std::string unrecorded = "SELECT count(*) FROM pgtrickle.dependencies WHERE source_columns IS NULL";
+  EXPECT_EQ(Count(unrecorded), 0);
+  // Dependencies recorded before catalog version 4 are filled at start.
+  Exec("UPDATE pgtrickle.dependencies SET source_columns = NULL");
+  OpenManager();
+  EXPECT_EQ(Count(unrecorded), 0);
+  const std::string fulls = "SELECT count(*) FROM pgtrickle.refresh_history WHERE action = 'FULL'";
+  const int64_t fulls_before = Count(fulls);
+
+  manager_.reset();
+  runner_->Stop();
+  Exec("ALTER TABLE rf_d ALTER COLUMN v TYPE bigint USING v * 1000;"
+       "INSERT INTO rf_d (k, v) VALUES (2, 5)");
+  runner_->Start();
+  OpenManager();
+  auto r = manager_->RefreshNow("rf_down_1");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(OracleDifferences("rf_down_1", q), 0);
+  EXPECT_EQ(Count(fulls), fulls_before + 1);
+  // Rebuilt on the new columns: the next start finds nothing to do.
+  OpenManager();
+  Exec("UPDATE rf_d SET v = v + 1 WHERE id % 2 = 0");
+  r = manager_->RefreshNow("rf_down_1");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(OracleDifferences("rf_down_1", q), 0);
+  EXPECT_EQ(Count(fulls), fulls_before + 1);
 }
 
 TEST_F(RefreshTest, SourceDdlRebuildsOrParksOnlyItsDependents) {
