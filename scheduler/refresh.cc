@@ -78,41 +78,54 @@ std::string SourceColumns(const delta::SourceRelation& source) {
   return out;
 }
 
-absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources) {
-  if (sources.empty()) return absl::OkStatus();
-  std::vector<std::string> oids;
-  for (const delta::SourceRelation& s : sources) oids.push_back(std::to_string(s.oid));
-  TRICKLE_ASSIGN_OR_RETURN(PgResult live,
+absl::StatusOr<LiveColumns> ReadSourceColumns(PgConnection& conn, const std::vector<uint32_t>& oids) {
+  LiveColumns live;
+  if (oids.empty()) return live;
+  TRICKLE_ASSIGN_OR_RETURN(PgResult r,
                            conn.ExecParams(sql::kSourceColumns, {absl::StrCat("{", absl::StrJoin(oids, ","), "}")}));
-  for (const delta::SourceRelation& s : sources) {
-    if (s.column_types.size() != s.columns.size()) continue;
-    // (name, type) of the visible columns now; hidden columns of an upstream
-    // stream table are not part of what its readers see (as in ColumnMap).
-    std::vector<std::pair<std::string, std::string>> now;
-    const std::string oid = std::to_string(s.oid);
-    for (int i = 0; i < live.rows(); ++i) {
-      if (live.Get(i, 0) != oid || absl::StartsWith(live.Get(i, 1), kHiddenColumnPrefix)) continue;
-      now.emplace_back(live.Get(i, 1), live.Get(i, 2));
+  for (int i = 0; i < r.rows(); ++i) {
+    uint32_t oid = 0;
+    if (!absl::SimpleAtoi(r.Get(i, 0), &oid)) continue;
+    // Hidden columns of an upstream stream table are not part of what its
+    // readers see (as in ColumnMap).
+    if (absl::StartsWith(r.Get(i, 1), kHiddenColumnPrefix)) continue;
+    live[oid].emplace_back(r.Get(i, 1), r.Get(i, 2));
+  }
+  return live;
+}
+
+absl::Status CompareSourceColumns(const delta::SourceRelation& s, const LiveColumns& live) {
+  auto found = live.find(s.oid);
+  // A dropped source: the refresh's own statements name it.
+  if (found == live.end() || s.column_types.size() != s.columns.size()) return absl::OkStatus();
+  const auto& now = found->second;
+  size_t visible = 0;
+  for (size_t c = 0; c < s.columns.size(); ++c) {
+    if (absl::StartsWith(s.columns[c], kHiddenColumnPrefix)) continue;  // not in `live` either
+    ++visible;
+    auto it = std::find_if(now.begin(), now.end(), [&](const auto& col) { return col.first == s.columns[c]; });
+    if (it == now.end()) {
+      return SchemaChangedError(absl::StrCat("source table \"", s.schema, ".", s.name, "\" no longer has column \"",
+                                             s.columns[c], "\" (ALTER TABLE)"));
     }
-    // A dropped source: the refresh's own statements name it.
-    if (now.empty()) continue;
-    for (size_t c = 0; c < s.columns.size(); ++c) {
-      auto it = std::find_if(now.begin(), now.end(), [&](const auto& col) { return col.first == s.columns[c]; });
-      if (it == now.end()) {
-        return SchemaChangedError(absl::StrCat("source table \"", s.schema, ".", s.name, "\" no longer has column \"",
-                                               s.columns[c], "\" (ALTER TABLE)"));
-      }
-      if (it->second != s.column_types[c]) {
-        return SchemaChangedError(absl::StrCat("source table \"", s.schema, ".", s.name, "\" changed the type of column \"",
-                                               s.columns[c], "\" from ", s.column_types[c], " to ", it->second,
-                                               " (ALTER TABLE; the rewritten rows are not in the stream)"));
-      }
-    }
-    if (now.size() != s.columns.size()) {
-      return SchemaChangedError(
-          absl::StrCat("source table \"", s.schema, ".", s.name, "\" changed its columns (ALTER TABLE)"));
+    if (it->second != s.column_types[c]) {
+      return SchemaChangedError(absl::StrCat("source table \"", s.schema, ".", s.name, "\" changed the type of column \"",
+                                             s.columns[c], "\" from ", s.column_types[c], " to ", it->second,
+                                             " (ALTER TABLE; the rewritten rows are not in the stream)"));
     }
   }
+  if (now.size() != visible) {
+    return SchemaChangedError(
+        absl::StrCat("source table \"", s.schema, ".", s.name, "\" changed its columns (ALTER TABLE)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources) {
+  std::vector<uint32_t> oids;
+  for (const delta::SourceRelation& s : sources) oids.push_back(s.oid);
+  TRICKLE_ASSIGN_OR_RETURN(LiveColumns live, ReadSourceColumns(conn, oids));
+  for (const delta::SourceRelation& s : sources) TRICKLE_RETURN_IF_ERROR(CompareSourceColumns(s, live));
   return absl::OkStatus();
 }
 

@@ -149,9 +149,15 @@ class Refresher {
 inline constexpr char kSchemaChangedPayload[] = "trickle.schema_changed";
 absl::Status SchemaChangedError(absl::string_view message);
 bool IsSchemaChange(const absl::Status& status);
-// The schema change (if any) between `sources` as a plan saw them and the
-// live catalog in the caller's snapshot: a column gone, added, or of another
-// type. A dropped source is left to the refresh's own statements.
+// Source relation OID -> its visible columns (name, format_type) in attnum order.
+using LiveColumns = absl::flat_hash_map<uint32_t, std::vector<std::pair<std::string, std::string>>>;
+// The live columns of `oids`, as the caller's snapshot sees the catalog.
+absl::StatusOr<LiveColumns> ReadSourceColumns(PgConnection& conn, const std::vector<uint32_t>& oids);
+// The schema change (if any) between a source as a plan saw it and `live`: a
+// column gone, added, or of another type (a SchemaChangedError). A dropped
+// source is left to the refresh's own statements.
+absl::Status CompareSourceColumns(const delta::SourceRelation& source, const LiveColumns& live);
+// Both, for every source of a plan.
 absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources);
 // A source's columns and their types as one string (compared, never parsed),
 // recorded with the dependency: see catalog version 4.

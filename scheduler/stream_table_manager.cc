@@ -109,6 +109,26 @@ absl::Status StreamTableManager::CheckBuiltOnLocked(Entry* entry, const StreamTa
   return absl::OkStatus();
 }
 
+absl::Status StreamTableManager::MarkAlteredSourcesLocked() {
+  std::vector<uint32_t> oids;
+  for (const auto& [oid, ids] : readers_) oids.push_back(oid);
+  TRICKLE_ASSIGN_OR_RETURN(LiveColumns live, ReadSourceColumns(*conn_, oids));
+  const absl::Time now = absl::Now();
+  for (auto& [id, e] : entries_) {
+    if (e.table.row.status != Status::kActive || e.dirty) continue;
+    for (const delta::SourceRelation& source : e.table.plan.sources) {
+      absl::Status fits = CompareSourceColumns(source, live);
+      if (fits.ok()) continue;
+      spdlog::info("stream table {}: {}; refreshing it to rebuild", e.table.row.QualifiedName(),
+                   std::string(fits.message()));
+      e.dirty = true;
+      e.dirty_since = std::min(e.dirty_since, now);
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<delta::DeltaPlan> StreamTableManager::Plan(PgConnection& conn, const StreamTableRow& row) {
   TRICKLE_ASSIGN_OR_RETURN(delta::CatalogFacts facts, delta::GatherCatalogFacts(conn, row.query));
   // An upstream stream table is read by its visible columns: its hidden ones
@@ -921,6 +941,7 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
     }
   }
   absl::Time last_trim = absl::Now();
+  absl::Time last_columns_check = absl::Now();
   absl::flat_hash_set<uint32_t> wake_on;  // the next wake_on_, built under mu_
   while (!stop.load()) {
     absl::flat_hash_map<uint32_t, absl::Time> changed;
@@ -953,6 +974,11 @@ void StreamTableManager::RunScheduler(const std::atomic<bool>& stop) {
           e.dirty = true;
           e.dirty_since = std::min(e.dirty_since, at);
         }
+      }
+      if (absl::Now() - last_columns_check >= options_.source_columns_check_interval) {
+        absl::Status checked = MarkAlteredSourcesLocked();
+        if (!checked.ok()) spdlog::warn("comparing source columns with the plans: {}", checked.ToString());
+        last_columns_check = absl::Now();
       }
       absl::Time now = absl::Now();
       std::vector<DispatchCandidate> candidates;

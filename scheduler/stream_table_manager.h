@@ -56,6 +56,11 @@ struct ManagerOptions {
   int max_parallel_workers = 0;
   // Coalesces bursts of changes before an on-change refresh.
   absl::Duration debounce = absl::Milliseconds(10);
+  // How often the coordinator compares the sources' columns with the plans
+  // (one catalog query for all of them): an ALTER COLUMN ... TYPE rewrites
+  // rows without a change in the stream, so a stream table reading a source
+  // that sees no further change would not refresh, and rebuild, otherwise.
+  absl::Duration source_columns_check_interval = absl::Seconds(10);
   // Retry delay after a failure: base * 2^(failures-1), capped.
   absl::Duration backoff_base = absl::Seconds(1);
   absl::Duration backoff_cap = absl::Minutes(5);
@@ -232,6 +237,9 @@ class StreamTableManager {
   // catalog's); a difference sets the entry's rebuild_reason and makes it due.
   absl::Status CheckBuiltOnLocked(Entry* entry, const StreamTableRow& row, const std::vector<Dependency>& deps)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks dirty every ACTIVE stream table whose plan no longer fits its
+  // sources' live columns: its refresh finds the change and rebuilds.
+  absl::Status MarkAlteredSourcesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Trims each source's changes below the lowest frontier of its readers.
   absl::Status TrimLogLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Inside DropLocked's transaction: drops the stream table's publication

@@ -228,6 +228,29 @@ TEST_F(SchedulerTest, StreamOutageIsRetriedAndNeverParksStreamTablesInError) {
   EXPECT_EQ(Scalar("SELECT max(consecutive_failures) FROM pgtrickle.stream_tables"), 0);
 }
 
+// An on-change stream table whose source is rewritten by ALTER COLUMN ...
+// TYPE and then sees no change at all: nothing arrives in the stream, so the
+// coordinator's periodic comparison of source columns with the plans is what
+// makes it refresh (and rebuild).
+TEST_F(SchedulerTest, AlteredColumnTypeRebuildsAnOnChangeStreamTableWithoutAnyChange) {
+  scheduler::ManagerOptions options;
+  options.max_parallel_workers = 2;
+  options.source_columns_check_interval = absl::Milliseconds(200);
+  Start("sc_alter", options);
+  Exec("CREATE TABLE sc_a (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO sc_a (k, v) SELECT g % 5, g FROM generate_series(1, 100) g;");
+  const std::string q = "SELECT k, sum(v) AS s FROM sc_a GROUP BY k";
+  ASSERT_TRUE(manager_->Create({"sc_alter_st", q, delta::RefreshMode::kDifferential, "", false}).ok());
+  Exec("ALTER TABLE sc_a ALTER COLUMN v TYPE bigint USING v * 1000");
+  absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (OracleDifferences("sc_alter_st", q) != 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+  EXPECT_EQ(OracleDifferences("sc_alter_st", q), 0) << "still built on the old column type";
+  EXPECT_EQ(Text("SELECT status FROM pgtrickle.stream_tables WHERE table_name = 'sc_alter_st'"), "ACTIVE");
+  // Rebuilt once: the check finds nothing more to do.
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pgtrickle.refresh_history WHERE action = 'FULL'"), 2);
+}
+
 // What counts as an outage: a connection that cannot be made (Connect marks
 // it), not a connection lost in the middle of the work, which may be the
 // work's own doing and still counts toward ERROR.
