@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "common/status_macros.h"
 #include "publisher/publication.h"
@@ -121,6 +122,25 @@ absl::Status CompareSourceColumns(const delta::SourceRelation& s, const LiveColu
   return absl::OkStatus();
 }
 
+std::string ColumnsDigest(const std::vector<delta::SourceRelation>& sources) {
+  std::vector<const delta::SourceRelation*> by_oid;
+  for (const delta::SourceRelation& s : sources) by_oid.push_back(&s);
+  std::sort(by_oid.begin(), by_oid.end(), [](auto* a, auto* b) { return a->oid < b->oid; });
+  std::string out;
+  uint32_t last = 0;
+  for (const delta::SourceRelation* s : by_oid) {
+    if (s->oid == last) continue;
+    last = s->oid;
+    for (size_t c = 0; c < s->columns.size(); ++c) {
+      if (absl::StartsWith(s->columns[c], kHiddenColumnPrefix)) continue;
+      if (!out.empty()) out.push_back('\n');
+      absl::StrAppend(&out, s->oid, " \"", absl::StrReplaceAll(s->columns[c], {{"\"", "\"\""}}), "\" ",
+                      c < s->column_types.size() ? s->column_types[c] : "");
+    }
+  }
+  return out;
+}
+
 absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources) {
   std::vector<uint32_t> oids;
   for (const delta::SourceRelation& s : sources) oids.push_back(s.oid);
@@ -214,11 +234,24 @@ absl::StatusOr<RefreshResult> Refresher::Refresh(PgConnection& conn, const Strea
                                                  RefreshKind kind, const RefreshHooks* hooks) {
   column_maps_.clear();  // keyed by source and version only; plans differ per stream table
   TRICKLE_RETURN_IF_ERROR(conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ").status());
-  // The snapshot is taken by this first statement.
-  auto snap = conn.Exec("SELECT pg_current_snapshot()::text, now()::text");
+  // The snapshot is taken by this first statement, which also reads the
+  // sources' columns in it.
+  std::vector<uint32_t> oids;
+  for (const delta::SourceRelation& s : st.plan.sources) oids.push_back(s.oid);
+  auto snap = conn.ExecParams(sql::kRefreshSnapshot, {absl::StrCat("{", absl::StrJoin(oids, ","), "}")});
   if (!snap.ok()) {
     (void)conn.Exec("ROLLBACK");
     return snap.status();
+  }
+  // The plan must still fit its sources as this snapshot sees them: a column
+  // type changed by ALTER TABLE rewrote rows without a change in the stream.
+  // On any difference (or a source gone) the details, in the same snapshot.
+  if (snap->Get(0, 2) != ColumnsDigest(st.plan.sources)) {
+    absl::Status fits = CheckSourceColumns(conn, st.plan.sources);
+    if (!fits.ok()) {
+      (void)conn.Exec("ROLLBACK");
+      return fits;
+    }
   }
   auto result = RefreshInTransaction(conn, st, kind, hooks, std::string(snap->Get(0, 0)),
                                      std::string(snap->Get(0, 1)));
@@ -336,10 +369,7 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
     TRICKLE_ASSIGN_OR_RETURN(Frontier f, Frontier::Decode(locked.Get(0, 0)));
     frontier = f;
   }
-  // The plan must still fit its sources as this snapshot sees them: a column
-  // type changed by ALTER TABLE rewrote rows without a change in the stream.
   if (!st.rebuild_reason.empty()) return SchemaChangedError(st.rebuild_reason);
-  TRICKLE_RETURN_IF_ERROR(CheckSourceColumns(conn, st.plan.sources));
   // Forced: requested, the first refresh, or a rebuild. Otherwise a FULL
   // refresh happens only when something changed.
   bool forced_full = kind == RefreshKind::kFull || locked.Get(0, 1) == "t" || !frontier;

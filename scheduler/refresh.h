@@ -157,6 +157,9 @@ absl::StatusOr<LiveColumns> ReadSourceColumns(PgConnection& conn, const std::vec
 // column gone, added, or of another type (a SchemaChangedError). A dropped
 // source is left to the refresh's own statements.
 absl::Status CompareSourceColumns(const delta::SourceRelation& source, const LiveColumns& live);
+// The plan's side of the column string refresh_snapshot.sql reads: equal
+// when every source still has the plan's columns and types.
+std::string ColumnsDigest(const std::vector<delta::SourceRelation>& sources);
 // Both, for every source of a plan.
 absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources);
 // A source's columns and their types as one string (compared, never parsed),

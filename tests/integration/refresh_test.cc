@@ -7,11 +7,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "delta/catalog_adapter.h"
 #include "gtest/gtest.h"
 #include "scheduler/stream_table_manager.h"
 #include "service/fence.h"
 #include "tests/integration/capture_fixture.h"
 #include "tests/support/oracle.h"
+#include "trickle_scheduler_sql.h"
 
 namespace trickle::testing {
 namespace {
@@ -328,6 +330,37 @@ TEST_F(RefreshTest, ColumnTypeChangedByAlterTableRebuilds) {
   EXPECT_EQ(OracleDifferences("rf_type_1", q), 0);
   EXPECT_EQ(Count(fulls), fulls_at_create + 2);
   EXPECT_EQ(Count("SELECT count(*) FROM pgtrickle.stream_tables WHERE status = 'ACTIVE'"), 1);
+}
+
+// The refresh's first statement reads the sources' columns as one string;
+// the plan's side must match it exactly when nothing changed (else every
+// refresh pays a second catalog query), whatever the names and types.
+TEST_F(RefreshTest, ColumnsDigestMatchesTheSnapshotStatementUntilATypeChanges) {
+  SetUpRunner("rf_digest");
+  Exec("CREATE TABLE \"rf dig\" (id int PRIMARY KEY, \"Odd \"\"name\"\", x\" numeric(10,2), t text[],"
+       " ts timestamptz(3), dropped int);"
+       "ALTER TABLE \"rf dig\" DROP COLUMN dropped;"
+       "CREATE TABLE rf_dig2 (id int PRIMARY KEY, v varchar(12))");
+  const std::string q = "SELECT d.id, d.\"Odd \"\"name\"\", x\", e.v FROM \"rf dig\" d JOIN rf_dig2 e ON e.id = d.id";
+  auto facts = delta::GatherCatalogFacts(sql(), q);
+  ASSERT_TRUE(facts.ok()) << facts.status();
+  delta::StreamTableSpec spec;
+  spec.schema = "public";
+  spec.name = "rf_digest_st";
+  spec.query = q;
+  auto plan = delta::BuildDeltaPlan(spec, *facts);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->sources.size(), 2u);
+  auto read = [&] {
+    std::vector<std::string> oids;
+    for (const auto& s : plan->sources) oids.push_back(std::to_string(s.oid));
+    auto r = sql().ExecParams(scheduler::sql::kRefreshSnapshot, {absl::StrCat("{", absl::StrJoin(oids, ","), "}")});
+    EXPECT_TRUE(r.ok()) << r.status();
+    return r.ok() ? std::string(r->Get(0, 2)) : std::string();
+  };
+  EXPECT_EQ(read(), scheduler::ColumnsDigest(plan->sources));
+  Exec("ALTER TABLE rf_dig2 ALTER COLUMN v TYPE varchar(20)");
+  EXPECT_NE(read(), scheduler::ColumnsDigest(plan->sources));
 }
 
 // The same ALTER while the service is stopped: the plan made at start sees
