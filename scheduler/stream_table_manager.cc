@@ -259,6 +259,18 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
   entry.interval = schedule.interval;
   if (schedule.cron) entry.next_cron = schedule.cron->Next(absl::Now());
   if (row.sla) entry.tier.tier = AssignTier(*row.sla, absl::ZeroDuration(), absl::ZeroDuration());
+  // Before anything is changed on the source side.
+  for (const delta::SourceRelation& s : plan.sources) {
+    TRICKLE_ASSIGN_OR_RETURN(PgResult kind, conn.ExecParams("SELECT relkind::text FROM pg_class WHERE oid = $1",
+                                                            {std::to_string(s.oid)}));
+    if (kind.rows() == 1 && kind.Get(0, 0) == "p") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "source table \"", s.schema, ".", s.name,
+          "\" is partitioned, which stream tables do not support yet: its changes arrive under each partition, "
+          "and every partition would need REPLICA IDENTITY FULL (without it an UPDATE fails on the source or "
+          "stops the capture); read its partitions instead (a UNION ALL of them)"));
+    }
+  }
   std::vector<Dependency> deps;
   {
     // Published stream tables it reads must log whole old rows first.

@@ -363,6 +363,33 @@ TEST_F(RefreshTest, ColumnsDigestMatchesTheSnapshotStatementUntilATypeChanges) {
   EXPECT_NE(read(), scheduler::ColumnsDigest(plan->sources));
 }
 
+// A partitioned source is refused, with nothing changed on the source: its
+// changes would arrive under each partition (so the stream table would never
+// see them), and the partitions would need REPLICA IDENTITY FULL each. Before,
+// the create succeeded; the next UPDATE then either failed on the source
+// (partitions without a key) or stopped the capture for every stream table.
+TEST_F(RefreshTest, PartitionedSourceIsRefusedAndTheSourceKeepsWorking) {
+  SetUpRunner("rf_part");
+  Exec("CREATE TABLE rf_p (id int, k int, v int) PARTITION BY RANGE (id);"
+       "CREATE TABLE rf_p1 PARTITION OF rf_p FOR VALUES FROM (0) TO (1000);"
+       "INSERT INTO rf_p SELECT g, g % 4, g FROM generate_series(1, 900, 7) g;"
+       "CREATE TABLE rf_plain (id int PRIMARY KEY, v int)");
+  auto created = manager_->Create({"rf_part_1", "SELECT p.k, count(*) AS n FROM rf_plain x JOIN rf_p p ON p.id = x.id GROUP BY p.k",
+                                   delta::RefreshMode::kDifferential, "1s", false});
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(created.status().message().find("\"public.rf_p\" is partitioned"), std::string::npos) << created.status();
+  EXPECT_EQ(Count("SELECT count(*) FROM pgtrickle.stream_tables"), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_class WHERE relname IN ('rf_p', 'rf_plain') AND relreplident = 'f'"), 0);
+  Exec("UPDATE rf_p SET v = v + 1 WHERE id % 2 = 0; DELETE FROM rf_p WHERE id % 3 = 0");
+  // The partitions, read directly, work.
+  const std::string q = "SELECT k, count(*) AS n FROM (SELECT k FROM rf_p1) s GROUP BY k";
+  ASSERT_TRUE(manager_->Create({"rf_part_2", q, delta::RefreshMode::kDifferential, "1s", false}).ok());
+  Exec("UPDATE rf_p SET k = k + 1 WHERE id % 5 = 0; INSERT INTO rf_p VALUES (901, 1, 1)");
+  ASSERT_TRUE(manager_->RefreshNow("rf_part_2").ok());
+  EXPECT_EQ(OracleDifferences("rf_part_2", q), 0);
+}
+
 // The same ALTER while the service is stopped: the plan made at start sees
 // only the new types, so the catalog records the columns each stream table
 // was built on and the start compares them.
@@ -463,4 +490,5 @@ TEST_F(RefreshTest, UnsupportedQueryInDifferentialModeIsRefusedWithTheConstruct)
 
 }  // namespace
 }  // namespace trickle::testing
+
 
