@@ -97,8 +97,14 @@ absl::StatusOr<LiveColumns> ReadSourceColumns(PgConnection& conn, const std::vec
 
 absl::Status CompareSourceColumns(const delta::SourceRelation& s, const LiveColumns& live) {
   auto found = live.find(s.oid);
-  // A dropped source: the refresh's own statements name it.
-  if (found == live.end() || s.column_types.size() != s.columns.size()) return absl::OkStatus();
+  if (found == live.end()) {
+    // Dropped, perhaps created again under the same name: a new table whose
+    // changes arrive under its own OID. The rebuild plans by name (and fails,
+    // naming the table, when there is none).
+    return SchemaChangedError(absl::StrCat("source table \"", s.schema, ".", s.name, "\" (OID ", s.oid,
+                                           ") was dropped"));
+  }
+  if (s.column_types.size() != s.columns.size()) return absl::OkStatus();
   const auto& now = found->second;
   size_t visible = 0;
   for (size_t c = 0; c < s.columns.size(); ++c) {

@@ -154,8 +154,8 @@ using LiveColumns = absl::flat_hash_map<uint32_t, std::vector<std::pair<std::str
 // The live columns of `oids`, as the caller's snapshot sees the catalog.
 absl::StatusOr<LiveColumns> ReadSourceColumns(PgConnection& conn, const std::vector<uint32_t>& oids);
 // The schema change (if any) between a source as a plan saw it and `live`: a
-// column gone, added, or of another type (a SchemaChangedError). A dropped
-// source is left to the refresh's own statements.
+// column gone, added, or of another type, or the source dropped (a
+// SchemaChangedError).
 absl::Status CompareSourceColumns(const delta::SourceRelation& source, const LiveColumns& live);
 // The plan's side of the column string refresh_snapshot.sql reads: equal
 // when every source still has the plan's columns and types.

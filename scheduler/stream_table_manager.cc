@@ -178,6 +178,25 @@ absl::StatusOr<StreamTableManager::Entry*> StreamTableManager::FindLocked(const 
                                           qualified.second));
 }
 
+absl::Status StreamTableManager::EnsureFullOldRowsLocked(const delta::DeltaPlan& plan) {
+  PgConnection& conn = *conn_;
+  for (const delta::SourceRelation& s : plan.sources) {
+    TRICKLE_ASSIGN_OR_RETURN(PgResult ident, conn.ExecParams("SELECT relreplident::text FROM pg_class WHERE oid = $1",
+                                                             {std::to_string(s.oid)}));
+    if (ident.rows() == 1 && ident.Get(0, 0) != "f") {
+      std::string fix = absl::StrCat("ALTER TABLE ", conn.QuoteIdentifier(s.schema), ".",
+                                     conn.QuoteIdentifier(s.name), " REPLICA IDENTITY FULL");
+      if (!options_.set_replica_identity) {
+        return absl::FailedPreconditionError(absl::StrCat("source table \"", s.schema, ".", s.name,
+                                                          "\" does not carry full old rows; run ", fix,
+                                                          " or start trickled with --set-replica-identity"));
+      }
+      TRICKLE_RETURN_IF_ERROR(conn.Exec(fix).status());
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status StreamTableManager::EnsureSourcesPublished(const delta::DeltaPlan& plan) {
   PgConnection& conn = *conn_;
   for (const delta::SourceRelation& s : plan.sources) {
@@ -294,20 +313,8 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
     if (s.schema == row.schema && s.name == row.name) {
       return absl::InvalidArgumentError(absl::StrCat("stream table ", row.QualifiedName(), " cannot read itself"));
     }
-    TRICKLE_ASSIGN_OR_RETURN(
-        PgResult ident, conn.ExecParams("SELECT relreplident::text FROM pg_class WHERE oid = $1",
-                                        {std::to_string(s.oid)}));
-    if (ident.rows() == 1 && ident.Get(0, 0) != "f") {
-      std::string fix = absl::StrCat("ALTER TABLE ", conn.QuoteIdentifier(s.schema), ".",
-                                     conn.QuoteIdentifier(s.name), " REPLICA IDENTITY FULL");
-      if (!options_.set_replica_identity) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "source table \"", s.schema, ".", s.name, "\" does not carry full old rows; run ", fix,
-            " or start trickled with --set-replica-identity"));
-      }
-      TRICKLE_RETURN_IF_ERROR(conn.Exec(fix).status());
-    }
   }
+  TRICKLE_RETURN_IF_ERROR(EnsureFullOldRowsLocked(plan));
 
   TRICKLE_RETURN_IF_ERROR(InTransaction(conn, [&]() -> absl::Status {
     for (const std::string& ddl : plan.storage_ddl) TRICKLE_RETURN_IF_ERROR(conn.Exec(ddl).status());
@@ -548,9 +555,12 @@ absl::Status StreamTableManager::ReinitLocked(Entry* entry) {
   StreamTableRow& row = entry->table.row;
   PgConnection& conn = *conn_;
   auto plan = Plan(conn, row);
-  if (!plan.ok()) {
+  // A source dropped and created again is a new table: it must carry full
+  // old rows like any source.
+  absl::Status usable = plan.ok() ? EnsureFullOldRowsLocked(*plan) : plan.status();
+  if (!usable.ok()) {
     row.status = Status::kError;
-    row.last_error = absl::StrCat("cannot rebuild after a change of its sources: ", plan.status().message());
+    row.last_error = absl::StrCat("cannot rebuild after a change of its sources: ", usable.message());
     TRICKLE_RETURN_IF_ERROR(catalog::SetStatus(conn, row.id, Status::kError, row.last_error));
     spdlog::error("stream table {}: {}", row.QualifiedName(), row.last_error);
     return absl::FailedPreconditionError(absl::StrCat("stream table ", row.QualifiedName(), ": ", row.last_error));

@@ -390,6 +390,31 @@ TEST_F(RefreshTest, PartitionedSourceIsRefusedAndTheSourceKeepsWorking) {
   EXPECT_EQ(OracleDifferences("rf_part_2", q), 0);
 }
 
+// A source dropped and created again under the same name is a new table (a
+// new OID, not in the publication, its own replica identity): its changes
+// never reached the stream table, which stayed ACTIVE and wrong. The refresh
+// finds the OID gone and rebuilds on the new table.
+TEST_F(RefreshTest, SourceDroppedAndCreatedAgainRebuildsOnTheNewTable) {
+  SetUpRunner("rf_recr");
+  Exec("CREATE TABLE rf_r (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO rf_r (k, v) SELECT g % 4, g FROM generate_series(1, 40) g;");
+  const std::string q = "SELECT k, sum(v) AS s, count(*) AS n FROM rf_r GROUP BY k";
+  ASSERT_TRUE(manager_->Create({"rf_recr_1", q, delta::RefreshMode::kDifferential, "1s", false}).ok());
+  Exec("DROP TABLE rf_r; CREATE TABLE rf_r (id serial PRIMARY KEY, k int, v int);"
+       "INSERT INTO rf_r (k, v) SELECT g % 4, g * 3 FROM generate_series(1, 30) g;");
+  ASSERT_TRUE(manager_->RefreshNow("rf_recr_1").ok());
+  EXPECT_EQ(OracleDifferences("rf_recr_1", q), 0);
+  // The new table carries full old rows and is captured: its updates and
+  // deletes arrive, and the capture keeps running.
+  EXPECT_EQ(Count("SELECT count(*) FROM pg_class WHERE relname = 'rf_r' AND relreplident = 'f'"), 1);
+  Exec("UPDATE rf_r SET v = v + 1, k = k + 1 WHERE id % 3 = 0; DELETE FROM rf_r WHERE id % 5 = 0;"
+       "INSERT INTO rf_r (k, v) VALUES (1, 100)");
+  runner_->Sync();
+  ASSERT_TRUE(manager_->RefreshNow("rf_recr_1").ok());
+  EXPECT_EQ(OracleDifferences("rf_recr_1", q), 0);
+  EXPECT_EQ(Count("SELECT count(*) FROM pgtrickle.stream_tables WHERE status = 'ACTIVE'"), 1);
+}
+
 // The same ALTER while the service is stopped: the plan made at start sees
 // only the new types, so the catalog records the columns each stream table
 // was built on and the start compares them.
@@ -490,5 +515,6 @@ TEST_F(RefreshTest, UnsupportedQueryInDifferentialModeIsRefusedWithTheConstruct)
 
 }  // namespace
 }  // namespace trickle::testing
+
 
 
