@@ -64,7 +64,7 @@ struct Dependency {
   std::string source_schema;
   std::string source_name;
   std::optional<int64_t> source_stream_table_id;
-  // SourceColumns() of the source as the stream table was last built on;
+  // ColumnsDigest() of the source as the stream table was last built on;
   // empty when recorded before catalog version 4.
   std::string source_columns;
 };

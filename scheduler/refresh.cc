@@ -68,17 +68,6 @@ bool IsSchemaChange(const absl::Status& status) {
   return status.GetPayload(kSchemaChangedPayload).has_value();
 }
 
-std::string SourceColumns(const delta::SourceRelation& source) {
-  std::string out;
-  for (size_t c = 0; c < source.columns.size(); ++c) {
-    AppendCopyText(source.columns[c], &out);
-    out.push_back('\t');
-    AppendCopyText(c < source.column_types.size() ? source.column_types[c] : "", &out);
-    out.push_back('\n');
-  }
-  return out;
-}
-
 absl::StatusOr<LiveColumns> ReadSourceColumns(PgConnection& conn, const std::vector<uint32_t>& oids) {
   LiveColumns live;
   if (oids.empty()) return live;
@@ -128,6 +117,17 @@ absl::Status CompareSourceColumns(const delta::SourceRelation& s, const LiveColu
   return absl::OkStatus();
 }
 
+std::string ColumnsDigest(const delta::SourceRelation& source) {
+  std::string out;
+  for (size_t c = 0; c < source.columns.size(); ++c) {
+    if (absl::StartsWith(source.columns[c], kHiddenColumnPrefix)) continue;
+    if (!out.empty()) out.push_back('\n');
+    absl::StrAppend(&out, source.oid, " \"", absl::StrReplaceAll(source.columns[c], {{"\"", "\"\""}}), "\" ",
+                    c < source.column_types.size() ? source.column_types[c] : "");
+  }
+  return out;
+}
+
 std::string ColumnsDigest(const std::vector<delta::SourceRelation>& sources) {
   std::vector<const delta::SourceRelation*> by_oid;
   for (const delta::SourceRelation& s : sources) by_oid.push_back(&s);
@@ -137,12 +137,10 @@ std::string ColumnsDigest(const std::vector<delta::SourceRelation>& sources) {
   for (const delta::SourceRelation* s : by_oid) {
     if (s->oid == last) continue;
     last = s->oid;
-    for (size_t c = 0; c < s->columns.size(); ++c) {
-      if (absl::StartsWith(s->columns[c], kHiddenColumnPrefix)) continue;
-      if (!out.empty()) out.push_back('\n');
-      absl::StrAppend(&out, s->oid, " \"", absl::StrReplaceAll(s->columns[c], {{"\"", "\"\""}}), "\" ",
-                      c < s->column_types.size() ? s->column_types[c] : "");
-    }
+    std::string one = ColumnsDigest(*s);
+    if (one.empty()) continue;
+    if (!out.empty()) out.push_back('\n');
+    out += one;
   }
   return out;
 }

@@ -158,13 +158,14 @@ absl::StatusOr<LiveColumns> ReadSourceColumns(PgConnection& conn, const std::vec
 // SchemaChangedError).
 absl::Status CompareSourceColumns(const delta::SourceRelation& source, const LiveColumns& live);
 // The plan's side of the column string refresh_snapshot.sql reads: equal
-// when every source still has the plan's columns and types.
+// when every source still has the plan's columns and types (and its OID).
 std::string ColumnsDigest(const std::vector<delta::SourceRelation>& sources);
+// One source's part of it, recorded with the dependency as the columns the
+// stream table was built on (catalog version 4).
+std::string ColumnsDigest(const delta::SourceRelation& source);
 // Both, for every source of a plan.
 absl::Status CheckSourceColumns(PgConnection& conn, const std::vector<delta::SourceRelation>& sources);
-// A source's columns and their types as one string (compared, never parsed),
-// recorded with the dependency: see catalog version 4.
-std::string SourceColumns(const delta::SourceRelation& source);
+
 
 // The oracle (DESIGN): inside the current snapshot,
 // (ST EXCEPT ALL Q) UNION ALL (Q EXCEPT ALL ST) over the visible columns.

@@ -88,23 +88,27 @@ absl::StatusOr<std::unique_ptr<StreamTableManager>> StreamTableManager::Open(
 absl::Status StreamTableManager::CheckBuiltOnLocked(Entry* entry, const StreamTableRow& row,
                                                     const std::vector<Dependency>& deps) {
   for (const delta::SourceRelation& source : entry->table.plan.sources) {
-    const std::string now = SourceColumns(source);
-    for (const Dependency& d : deps) {
-      if (d.source_oid != source.oid) continue;
-      if (d.source_columns.empty()) {
-        // Recorded before catalog version 4: what is there now is all we know.
-        TRICKLE_RETURN_IF_ERROR(catalog::SetSourceColumns(*conn_, row.id, source.oid, now));
-      } else if (d.source_columns != now && entry->table.rebuild_reason.empty()) {
-        entry->table.rebuild_reason =
-            absl::StrCat("source table \"", source.schema, ".", source.name,
-                         "\" changed its columns since the stream table was built on it (ALTER TABLE)");
-        spdlog::warn("stream table {}: {}; it is rebuilt at its first refresh", row.QualifiedName(),
-                     entry->table.rebuild_reason);
-        // Dispatched soon, whatever its schedule: its data is out of date.
-        entry->dirty = true;
-        entry->dirty_since = absl::Now();
-      }
+    const std::string now = ColumnsDigest(source);
+    auto built_on = std::find_if(deps.begin(), deps.end(), [&](const Dependency& d) { return d.source_oid == source.oid; });
+    std::string changed;
+    if (built_on == deps.end()) {
+      // Not the table it was built on: dropped and created again (outside
+      // the publication, too) while nothing was watching.
+      changed = "was dropped and created again";
+    } else if (built_on->source_columns.empty()) {
+      // Recorded before catalog version 4: what is there now is all we know.
+      TRICKLE_RETURN_IF_ERROR(catalog::SetSourceColumns(*conn_, row.id, source.oid, now));
+    } else if (built_on->source_columns != now) {
+      changed = "changed its columns";
     }
+    if (changed.empty() || !entry->table.rebuild_reason.empty()) continue;
+    entry->table.rebuild_reason = absl::StrCat("source table \"", source.schema, ".", source.name, "\" ", changed,
+                                               " since the stream table was built on it");
+    spdlog::warn("stream table {}: {}; it is rebuilt at its first refresh", row.QualifiedName(),
+                 entry->table.rebuild_reason);
+    // Dispatched soon, whatever its schedule: its data is out of date.
+    entry->dirty = true;
+    entry->dirty_since = absl::Now();
   }
   return absl::OkStatus();
 }
@@ -176,6 +180,25 @@ absl::StatusOr<StreamTableManager::Entry*> StreamTableManager::FindLocked(const 
   }
   return absl::NotFoundError(absl::StrCat("no stream table named ", qualified.first, ".",
                                           qualified.second));
+}
+
+absl::Status StreamTableManager::RefusePartitionedSourcesLocked(const delta::DeltaPlan& plan) {
+  std::vector<uint32_t> oids;
+  for (const delta::SourceRelation& s : plan.sources) oids.push_back(s.oid);
+  TRICKLE_ASSIGN_OR_RETURN(
+      PgResult partitioned,
+      conn_->ExecParams("SELECT oid FROM pg_class WHERE oid = ANY ($1::oid[]) AND relkind = 'p' ORDER BY oid LIMIT 1",
+                        {absl::StrCat("{", absl::StrJoin(oids, ","), "}")}));
+  if (partitioned.rows() == 0) return absl::OkStatus();
+  for (const delta::SourceRelation& s : plan.sources) {
+    if (std::to_string(s.oid) != partitioned.Get(0, 0)) continue;
+    return absl::FailedPreconditionError(absl::StrCat(
+        "source table \"", s.schema, ".", s.name,
+        "\" is partitioned, which stream tables do not support yet: its changes arrive under each partition, "
+        "and every partition would need REPLICA IDENTITY FULL (without it an UPDATE fails on the source or "
+        "stops the capture); read its partitions instead (a UNION ALL of them)"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status StreamTableManager::EnsureFullOldRowsLocked(const delta::DeltaPlan& plan) {
@@ -279,17 +302,7 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
   if (schedule.cron) entry.next_cron = schedule.cron->Next(absl::Now());
   if (row.sla) entry.tier.tier = AssignTier(*row.sla, absl::ZeroDuration(), absl::ZeroDuration());
   // Before anything is changed on the source side.
-  for (const delta::SourceRelation& s : plan.sources) {
-    TRICKLE_ASSIGN_OR_RETURN(PgResult kind, conn.ExecParams("SELECT relkind::text FROM pg_class WHERE oid = $1",
-                                                            {std::to_string(s.oid)}));
-    if (kind.rows() == 1 && kind.Get(0, 0) == "p") {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "source table \"", s.schema, ".", s.name,
-          "\" is partitioned, which stream tables do not support yet: its changes arrive under each partition, "
-          "and every partition would need REPLICA IDENTITY FULL (without it an UPDATE fails on the source or "
-          "stops the capture); read its partitions instead (a UNION ALL of them)"));
-    }
-  }
+  TRICKLE_RETURN_IF_ERROR(RefusePartitionedSourcesLocked(plan));
   std::vector<Dependency> deps;
   {
     // Published stream tables it reads must log whole old rows first.
@@ -302,7 +315,7 @@ absl::StatusOr<StreamTableRow> StreamTableManager::Create(const CreateRequest& r
     if (!gaining.empty()) TRICKLE_RETURN_IF_ERROR(SyncPublicationsLocked(gaining));
   }
   for (const delta::SourceRelation& s : plan.sources) {
-    Dependency d{s.oid, s.schema, s.name, std::nullopt, SourceColumns(s)};
+    Dependency d{s.oid, s.schema, s.name, std::nullopt, ColumnsDigest(s)};
     for (const auto& [id, e] : entries_) {
       if (e.table.row.schema == s.schema && e.table.row.name == s.name) {
         d.source_stream_table_id = id;
@@ -555,9 +568,11 @@ absl::Status StreamTableManager::ReinitLocked(Entry* entry) {
   StreamTableRow& row = entry->table.row;
   PgConnection& conn = *conn_;
   auto plan = Plan(conn, row);
-  // A source dropped and created again is a new table: it must carry full
-  // old rows like any source.
-  absl::Status usable = plan.ok() ? EnsureFullOldRowsLocked(*plan) : plan.status();
+  // A source dropped and created again is a new table: it must be one a
+  // stream table can read and carry full old rows, like any source.
+  absl::Status usable = plan.status();
+  if (usable.ok()) usable = RefusePartitionedSourcesLocked(*plan);
+  if (usable.ok()) usable = EnsureFullOldRowsLocked(*plan);
   if (!usable.ok()) {
     row.status = Status::kError;
     row.last_error = absl::StrCat("cannot rebuild after a change of its sources: ", usable.message());
@@ -586,7 +601,7 @@ absl::Status StreamTableManager::ReinitLocked(Entry* entry) {
   std::vector<Dependency> deps;
   std::vector<int64_t> upstream;
   for (const delta::SourceRelation& src : plan->sources) {
-    Dependency d{src.oid, src.schema, src.name, std::nullopt, SourceColumns(src)};
+    Dependency d{src.oid, src.schema, src.name, std::nullopt, ColumnsDigest(src)};
     for (const auto& [id, e] : entries_) {
       if (e.table.row.schema == src.schema && e.table.row.name == src.name) {
         d.source_stream_table_id = id;

@@ -202,6 +202,9 @@ class StreamTableManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::pair<std::string, std::string>> SplitName(const std::string& name);
   absl::StatusOr<Entry*> FindLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A partitioned source: refused with the reason (before anything is
+  // changed on the source side).
+  absl::Status RefusePartitionedSourcesLocked(const delta::DeltaPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Every source of `plan` carries full old rows (REPLICA IDENTITY FULL):
   // set where --set-replica-identity allows it, else an error with the fix.
   absl::Status EnsureFullOldRowsLocked(const delta::DeltaPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

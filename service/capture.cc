@@ -297,9 +297,6 @@ absl::StatusOr<Lsn> Capture::WaitForFence(const std::string& token, absl::Durati
   absl::MutexLock lock(&mu_);
   const absl::Time deadline = absl::Now() + timeout;
   auto found = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return fences_.contains(token); };
-  // Woken by the fence and by the stream going down or coming back.
-  auto found_or_down = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return found() || !streaming_; };
-  auto found_or_up = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return found() || streaming_; };
   while (!found()) {
     const absl::Time now = absl::Now();
     if (!streaming_ && (now >= deadline || now >= down_since_ + options_.fence_outage_grace)) {
@@ -315,12 +312,11 @@ absl::StatusOr<Lsn> Capture::WaitForFence(const std::string& token, absl::Durati
           "fence \"", token, "\" did not arrive through the replication stream within ",
           absl::FormatDuration(timeout), " although it is connected"));
     }
-    if (streaming_) {
-      mu_.AwaitWithDeadline(absl::Condition(&found_or_down), deadline);
-    } else {
-      mu_.AwaitWithDeadline(absl::Condition(&found_or_up),
-                            std::min(deadline, down_since_ + options_.fence_outage_grace));
-    }
+    // Woken by the fence, and by the stream going down or coming back.
+    const bool was_streaming = streaming_;
+    auto changed = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return found() || streaming_ != was_streaming; };
+    mu_.AwaitWithDeadline(absl::Condition(&changed),
+                          was_streaming ? deadline : std::min(deadline, down_since_ + options_.fence_outage_grace));
   }
   Lsn lsn = fences_[token];
   fences_.erase(token);

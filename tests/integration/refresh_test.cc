@@ -413,6 +413,18 @@ TEST_F(RefreshTest, SourceDroppedAndCreatedAgainRebuildsOnTheNewTable) {
   ASSERT_TRUE(manager_->RefreshNow("rf_recr_1").ok());
   EXPECT_EQ(OracleDifferences("rf_recr_1", q), 0);
   EXPECT_EQ(Count("SELECT count(*) FROM pgtrickle.stream_tables WHERE status = 'ACTIVE'"), 1);
+
+  // Created again as a partitioned table: the rebuild refuses it as a create
+  // would (ERROR saying why), and the source's own writes keep working.
+  Exec("DROP TABLE rf_r; CREATE TABLE rf_r (id int, k int, v int) PARTITION BY RANGE (id);"
+       "CREATE TABLE rf_r1 PARTITION OF rf_r FOR VALUES FROM (0) TO (100);"
+       "INSERT INTO rf_r SELECT g, g % 4, g FROM generate_series(1, 50) g");
+  (void)manager_->RefreshNow("rf_recr_1");
+  auto parked = sql().Exec("SELECT status, last_error FROM pgtrickle.stream_tables WHERE table_name = 'rf_recr_1'");
+  ASSERT_TRUE(parked.ok()) << parked.status();
+  EXPECT_EQ(parked->Get(0, 0), "ERROR");
+  EXPECT_NE(std::string(parked->Get(0, 1)).find("is partitioned"), std::string::npos) << parked->Get(0, 1);
+  Exec("UPDATE rf_r SET v = v + 1; DELETE FROM rf_r WHERE id % 2 = 0");
 }
 
 // The same ALTER while the service is stopped: the plan made at start sees
@@ -450,6 +462,23 @@ TEST_F(RefreshTest, ColumnTypeChangedWhileStoppedRebuildsAfterTheStart) {
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(OracleDifferences("rf_down_1", q), 0);
   EXPECT_EQ(Count(fulls), fulls_before + 1);
+
+  // Dropped and created again, same columns, while stopped: a new table
+  // (a new OID, outside the publication) that the start must rebuild on.
+  manager_.reset();
+  runner_->Stop();
+  Exec("DROP TABLE rf_d; CREATE TABLE rf_d (id serial PRIMARY KEY, k int, v bigint);"
+       "INSERT INTO rf_d (k, v) SELECT g % 4, g * 7 FROM generate_series(1, 25) g");
+  runner_->Start();
+  OpenManager();
+  r = manager_->RefreshNow("rf_down_1");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(OracleDifferences("rf_down_1", q), 0);
+  EXPECT_EQ(Count(fulls), fulls_before + 2);
+  Exec("UPDATE rf_d SET v = v + 1 WHERE id % 2 = 0; DELETE FROM rf_d WHERE id % 3 = 0");
+  runner_->Sync();
+  ASSERT_TRUE(manager_->RefreshNow("rf_down_1").ok());
+  EXPECT_EQ(OracleDifferences("rf_down_1", q), 0);
 }
 
 TEST_F(RefreshTest, SourceDdlRebuildsOrParksOnlyItsDependents) {
