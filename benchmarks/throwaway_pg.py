@@ -43,6 +43,9 @@ class Pg:
         subprocess.run(as_pg([f"{PGBIN}/initdb", "-D", f"{self.dir}/data", "-U", "postgres",
                               "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
                        check=True, stdout=subprocess.DEVNULL)
+        # Past 2^32 transactions (xid epoch 1), like a long-lived production database.
+        subprocess.run(as_pg([f"{PGBIN}/pg_resetwal", "-e", "1", f"{self.dir}/data"]),
+                       check=True, stdout=subprocess.DEVNULL)
         with open(f"{self.dir}/data/postgresql.conf", "a") as f:
             f.write(f"wal_level=logical\nport={self.port}\nlisten_addresses='127.0.0.1'\n"
                     f"unix_socket_directories='{self.dir}'\nmax_replication_slots=10\n{settings}")

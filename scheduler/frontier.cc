@@ -32,12 +32,11 @@ absl::StatusOr<Snapshot> Snapshot::Parse(absl::string_view text) {
 }
 
 uint64_t Snapshot::Widen(uint32_t xid) const {
-  uint64_t epoch = xmax >> 32;
-  uint64_t wide = (epoch << 32) | xid;
-  // An xid from before the wraparound of xmax's low half belongs to the
-  // previous epoch.
-  if (wide > xmax && epoch > 0) wide -= (uint64_t{1} << 32);
-  return wide;
+  // By the signed 32-bit distance from xmax, never by copying xmax's epoch:
+  // a transaction visible to or running in S, or one that began after S,
+  // is within 2^31 of xmax, on whichever side of an epoch boundary.
+  int32_t behind = static_cast<int32_t>(static_cast<uint32_t>(xmax) - xid);
+  return xmax - static_cast<uint64_t>(static_cast<int64_t>(behind));
 }
 
 bool Snapshot::Visible(uint32_t xid) const {

@@ -36,8 +36,9 @@ struct Snapshot {
   // Parses PostgreSQL's text form "xmin:xmax:xip1,xip2,...".
   static absl::StatusOr<Snapshot> Parse(absl::string_view text);
 
-  // Widens a 32-bit xid as pgoutput sends it to 64 bits, using the epoch of
-  // xmax: a transaction visible to or running in S is within 2^31 of xmax.
+  // Widens a 32-bit xid as pgoutput sends it to 64 bits by its signed
+  // distance from xmax: xid8 = xmax - (int32)((uint32)xmax - xid). A
+  // transaction that began after S widens to >= xmax in every epoch.
   uint64_t Widen(uint32_t xid) const;
   // Whether the transaction's effects are visible in this snapshot.
   bool Visible(uint32_t xid) const;

@@ -32,6 +32,8 @@ if [ -z "$dsn" ]; then
   [ "$(id -u)" = 0 ] && chown postgres "$work"
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   as_pg "$pgbin/initdb" -D "$work/pg" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  # Past 2^32 transactions, like a long-lived production database.
+  as_pg "$pgbin/pg_resetwal" -e 1 "$work/pg" >/dev/null
   cat >>"$work/pg/postgresql.conf" <<CONF
 wal_level = logical
 port = $port

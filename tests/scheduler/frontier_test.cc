@@ -52,6 +52,38 @@ TEST(SnapshotTest, WidensAcrossTheEpochBoundary) {
   EXPECT_FALSE(s.Visible(5));
 }
 
+// Issue 13: at epoch >= 1, a transaction that began after the snapshot
+// (xid32 at or just above xmax's low bits) must widen to at or above xmax,
+// never into the previous epoch (which made it "visible" and applied with a
+// delta the snapshot cannot see).
+TEST(SnapshotTest, XidsAfterTheSnapshotStayAfterItInEveryEpoch) {
+  for (uint64_t epoch : {uint64_t{0}, uint64_t{1}, uint64_t{7}, uint64_t{0xFFFF}}) {
+    for (uint32_t low : {3u, 1000u, 0x7FFFFFF0u, 0xFFFFFF00u}) {
+      uint64_t xmax = (epoch << 32) | low;
+      if (xmax < 3) continue;
+      Snapshot s{xmax - 2, xmax, {}};
+      for (uint32_t ahead : {0u, 1u, 50u, 100000u}) {
+        uint32_t xid = static_cast<uint32_t>(low + ahead);  // began after S
+        EXPECT_EQ(s.Widen(xid), xmax + ahead) << "epoch " << epoch << " low " << low;
+        EXPECT_FALSE(s.Visible(xid)) << "epoch " << epoch << " low " << low << " +" << ahead;
+      }
+      EXPECT_TRUE(s.Visible(static_cast<uint32_t>(low - 3)));
+      EXPECT_EQ(s.Widen(static_cast<uint32_t>(low - 3)), xmax - 3);
+    }
+  }
+}
+
+// Around the 32-bit wrap: xmax just past it, xids on both sides.
+TEST(SnapshotTest, WidensBySignedDistanceFromXmax) {
+  uint64_t xmax = (uint64_t{5} << 32) + 10;
+  Snapshot s{xmax - 40, xmax, {xmax - 20}};
+  EXPECT_EQ(s.Widen(0xFFFFFFF0u), xmax - 26);  // previous epoch, visible
+  EXPECT_TRUE(s.Visible(0xFFFFFFF0u));
+  EXPECT_EQ(s.Widen(20), xmax + 10);  // after S
+  EXPECT_FALSE(s.Visible(20));
+  EXPECT_FALSE(s.Visible(static_cast<uint32_t>(xmax - 20)));  // in xip
+}
+
 TEST(FrontierTest, EncodesAndDecodes) {
   Frontier f{0x16B374D848, {0x100, 0x2000}};
   EXPECT_EQ(f.Encode(), "16/B374D848;0/100,0/2000");

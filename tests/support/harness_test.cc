@@ -15,6 +15,36 @@ TEST(HarnessTest, ServerIsPostgres15WithLogicalWal) {
   EXPECT_EQ(wal->Get(0, 0), "logical");
 }
 
+// Like a long-lived production database, the test cluster is past 2^32
+// transactions: 64-bit xids (snapshots) and pgoutput's 32-bit ones differ.
+TEST(HarnessTest, ClusterStartsAtANonzeroXidEpoch) {
+  auto conn = TestPostgres().Connect();
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  auto xid = (*conn)->Exec("SELECT pg_current_xact_id()::text::numeric / 4294967296 >= 1");
+  ASSERT_TRUE(xid.ok()) << xid.status();
+  EXPECT_EQ(xid->Get(0, 0), "t");
+}
+
+// Near the wrap: a server started just below 2^32 crosses it and keeps
+// initdb's rows visible (they are frozen first).
+TEST(HarnessTest, ServerNearTheXidWrapCrossesIt) {
+  PostgresServerOptions options;
+  options.next_xid = 4294967295u - 20;
+  PostgresServer server(options);
+  ASSERT_TRUE(server.Start().ok());
+  auto conn = server.Connect();
+  ASSERT_TRUE(conn.ok()) << conn.status();
+  auto before = (*conn)->Exec("SELECT pg_current_xact_id()::text::numeric");
+  ASSERT_TRUE(before.ok()) << before.status();
+  for (int i = 0; i < 40; ++i) ASSERT_TRUE((*conn)->Exec("SELECT txid_current()").ok());
+  auto after = (*conn)->Exec(
+      "SELECT pg_current_xact_id()::text::numeric / 4294967296 >= 2, "
+      "(SELECT count(*) FROM pg_database WHERE datname = 'postgres')");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(after->Get(0, 0), "t") << "started at " << before->Get(0, 0);
+  EXPECT_EQ(after->Get(0, 1), "1");
+}
+
 TEST(HarnessTest, ErrorsCarrySqlStateAndRetryClass) {
   auto conn = TestPostgres().Connect();
   ASSERT_TRUE(conn.ok());

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status_macros.h"
 
 namespace trickle::testing {
@@ -115,27 +116,83 @@ absl::Status PostgresServer::Start() {
     std::ofstream conf(data_dir_ + "/postgresql.conf", std::ios::app);
     for (const auto& [k, v] : settings) conf << k << " = " << v << "\n";
   }
-  TRICKLE_RETURN_IF_ERROR(RunAsServerUser(absl::StrCat(
-      bin, "/pg_ctl -D ", ShellQuote(data_dir_), " -l ", ShellQuote(dir_ + "/server.log"),
-      " -w -t 60 start > /dev/null")));
+  TRICKLE_RETURN_IF_ERROR(SetXidPosition());
+  TRICKLE_RETURN_IF_ERROR(PgCtl("-w -t 60 start"));
   running_ = true;
   return absl::OkStatus();
+}
+
+absl::Status PostgresServer::PgCtl(const std::string& action) const {
+  return RunAsServerUser(absl::StrCat(BinDir(), "/pg_ctl -D ", ShellQuote(data_dir_), " -l ",
+                                      ShellQuote(dir_ + "/server.log"), " ", action,
+                                      " > /dev/null"));
+}
+
+absl::Status PostgresServer::FreezeAll() {
+  // Every database, template0 included, so that no datfrozenxid is left
+  // behind: one more than 2^31 xids behind the next xid would be "in the
+  // future" (a state PostgreSQL's wraparound protection never allows).
+  TRICKLE_RETURN_IF_ERROR(PgCtl("-w -t 60 start"));
+  std::string psql = absl::StrCat(BinDir(), "/psql -X -q -h ", ShellQuote(dir_), " -p ", port_,
+                                  " -U postgres -d postgres -c ");
+  absl::Status frozen = RunAsServerUser(
+      psql + ShellQuote("UPDATE pg_database SET datallowconn = true WHERE datname = 'template0'"));
+  if (frozen.ok()) {
+    frozen = RunAsServerUser(absl::StrCat(BinDir(), "/vacuumdb -h ", ShellQuote(dir_), " -p ",
+                                          port_, " -U postgres --all --freeze --quiet"));
+  }
+  if (frozen.ok()) {
+    frozen = RunAsServerUser(psql + ShellQuote(
+        "UPDATE pg_database SET datallowconn = false WHERE datname = 'template0'"));
+  }
+  TRICKLE_RETURN_IF_ERROR(PgCtl("-m fast -w -t 60 stop"));
+  return frozen;
+}
+
+absl::Status PostgresServer::ResetWal(uint32_t epoch, uint32_t next_xid) {
+  std::string args;
+  if (epoch != 0) args += absl::StrCat(" -e ", epoch);
+  if (next_xid != 0) {
+    args += absl::StrCat(" -x ", next_xid);
+    // The commit log has a 256 kB segment per 2^20 xids; the server reads
+    // the next xid's page from it, so the segment must exist (zeroed).
+    std::string segment =
+        absl::StrCat(data_dir_, "/pg_xact/", absl::StrFormat("%04X", next_xid >> 20));
+    TRICKLE_RETURN_IF_ERROR(RunAsServerUser(absl::StrCat(
+        "test -e ", ShellQuote(segment), " || dd if=/dev/zero of=", ShellQuote(segment),
+        " bs=262144 count=1 status=none")));
+  }
+  if (args.empty()) return absl::OkStatus();
+  return RunAsServerUser(absl::StrCat(BinDir(), "/pg_resetwal", args, " ", ShellQuote(data_dir_),
+                                      " > /dev/null"));
+}
+
+absl::Status PostgresServer::SetXidPosition() {
+  if (options_.next_xid != 0) {
+    // Rows initdb wrote carry xids near 700, and every table and database
+    // records the oldest xid it may hold: moving the next xid by 2^31 or
+    // more at once would put them "in the future". So move in hops of less
+    // than 2^31, freezing everything before each.
+    uint32_t xid = 1000;  // above initdb's
+    while (options_.next_xid - xid > (uint32_t{1} << 30) && options_.next_xid > xid) {
+      xid += uint32_t{1} << 30;
+      TRICKLE_RETURN_IF_ERROR(FreezeAll());
+      TRICKLE_RETURN_IF_ERROR(ResetWal(0, xid));
+    }
+    TRICKLE_RETURN_IF_ERROR(FreezeAll());
+  }
+  return ResetWal(options_.xid_epoch, options_.next_xid);
 }
 
 absl::Status PostgresServer::Stop() {
   if (!running_) return absl::OkStatus();
   running_ = false;
-  return RunAsServerUser(absl::StrCat(BinDir(), "/pg_ctl -D ", ShellQuote(data_dir_),
-                                      " -m fast -w -t 60 stop > /dev/null"));
+  return PgCtl("-m fast -w -t 60 stop");
 }
 
 absl::Status PostgresServer::CrashRestart() {
-  std::string bin = BinDir();
-  TRICKLE_RETURN_IF_ERROR(RunAsServerUser(absl::StrCat(
-      bin, "/pg_ctl -D ", ShellQuote(data_dir_), " -m immediate -w stop > /dev/null")));
-  return RunAsServerUser(absl::StrCat(bin, "/pg_ctl -D ", ShellQuote(data_dir_), " -l ",
-                                      ShellQuote(dir_ + "/server.log"),
-                                      " -w -t 60 start > /dev/null"));
+  TRICKLE_RETURN_IF_ERROR(PgCtl("-m immediate -w stop"));
+  return PgCtl("-w -t 60 start");
 }
 
 std::string PostgresServer::Dsn(const std::string& dbname) const {

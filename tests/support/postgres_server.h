@@ -20,6 +20,15 @@ namespace trickle::testing {
 struct PostgresServerOptions {
   // Extra postgresql.conf settings, e.g. {"synchronous_commit", "off"}.
   std::map<std::string, std::string> settings;
+  // The cluster starts at this xid epoch (pg_resetwal -e), like a database
+  // past 2^32 transactions: every 64-bit xid (pg_current_snapshot) is then
+  // above 2^32 while pgoutput sends 32-bit xids. Default 1; 0 for none.
+  uint32_t xid_epoch = 1;
+  // When non-zero, the next 32-bit xid (pg_resetwal -x), e.g. just below
+  // 2^32 to cross the wrap. The cluster gets there in hops of 2^30 xids,
+  // frozen before each (so initdb's rows and every database's frozen-xid
+  // horizon stay in the past, as in a real database that old).
+  uint32_t next_xid = 0;
 };
 
 class PostgresServer {
@@ -43,6 +52,13 @@ class PostgresServer {
 
  private:
   absl::Status RunAsServerUser(const std::string& command) const;
+  absl::Status PgCtl(const std::string& action) const;
+  // pg_resetwal -e/-x on the stopped cluster, as options_ ask.
+  absl::Status SetXidPosition();
+  // VACUUM FREEZE of every database (starts and stops the server).
+  absl::Status FreezeAll();
+  // pg_resetwal -e / -x (0: leave as is) on the stopped cluster.
+  absl::Status ResetWal(uint32_t epoch, uint32_t next_xid);
   PostgresServerOptions options_;
   std::string dir_;
   std::string data_dir_;
