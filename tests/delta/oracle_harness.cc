@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -9,19 +10,10 @@
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "delta/catalog_adapter.h"
+#include "tests/delta/random_choice.h"
 
 namespace trickle::delta::testing {
 namespace {
-
-int Uniform(std::mt19937_64& rng, int lo, int hi) {  // inclusive
-  return std::uniform_int_distribution<int>(lo, hi)(rng);
-}
-bool Chance(std::mt19937_64& rng, double p) { return std::bernoulli_distribution(p)(rng); }
-
-template <typename T>
-const T& Pick(std::mt19937_64& rng, const std::vector<T>& v) {
-  return v[Uniform(rng, 0, v.size() - 1)];
-}
 
 // Value generators: small domains, so groups collide, duplicates and NULLs
 // are common.
@@ -320,6 +312,18 @@ std::string QuotedColumns(PgConnection& conn, const DeltaPlan& plan, bool hidden
   return absl::StrJoin(cols, ", ");
 }
 
+absl::Status RunStatements(PgConnection& conn, const std::vector<std::string>& sql, bool verbose) {
+  for (const auto& s : sql) TRICKLE_RETURN_IF_ERROR(Exec(conn, s, verbose));
+  return absl::OkStatus();
+}
+
+// The plan's full refresh, in a transaction of its own.
+absl::Status RunFullRefresh(PgConnection& conn, const DeltaPlan& plan, bool verbose) {
+  TRICKLE_RETURN_IF_ERROR(Exec(conn, "BEGIN"));
+  TRICKLE_RETURN_IF_ERROR(RunStatements(conn, plan.full_refresh_sql, verbose));
+  return Exec(conn, "COMMIT");
+}
+
 // Rows that differ between the stream table and the query, as text.
 absl::StatusOr<std::string> OracleDiff(PgConnection& conn, const std::string& st,
                                        const std::string& cols, const std::string& query) {
@@ -337,165 +341,298 @@ absl::StatusOr<std::string> OracleDiff(PgConnection& conn, const std::string& st
 
 }  // namespace
 
+OracleDataset MatrixDataset() {
+  return OracleDataset{"src, public", CreateSourceTables, ApplyRandomBatch};
+}
+
 absl::Status RunOracleCase(PgConnection& conn, const OracleCase& c, const OracleOptions& options,
                            OracleStats* stats) {
-  std::mt19937_64 rng(options.seed);
-  const std::string context = absl::StrCat("case ", c.name, " seed ", options.seed);
-  auto fail = [&](const std::string& what) {
-    return absl::InternalError(absl::StrCat(
-        context, ": ", what, "\nquery: ", c.query, "\nreplay: TRICKLE_ORACLE_SEED=", options.seed,
-        " TRICKLE_ORACLE_CASE=", c.name, " build/tests/delta/delta_oracle_test"));
-  };
-  TRICKLE_RETURN_IF_ERROR(Exec(conn, "SET search_path = src, public"));
-  TRICKLE_RETURN_IF_ERROR(CreateSourceTables(conn, rng));
+  std::vector<OracleStats> all;
+  std::vector<absl::Status> result = RunOracleSuite(conn, MatrixDataset(), {c}, options, &all);
+  if (stats != nullptr) *stats = all[0];
+  return result[0];
+}
 
-  auto facts = GatherCatalogFacts(conn, c.query);
-  if (!facts.ok()) return fail(absl::StrCat("gathering facts: ", facts.status().ToString()));
-  StreamTableSpec spec{"st", "t_" + c.name, c.query, RefreshMode::kAuto};
-  PlanOptions plan_options;
-  std::vector<std::string> delta_names;
-  for (size_t i = 0; i < facts->relations.size(); ++i) {
-    const auto& r = facts->relations[i];
-    std::string name = absl::StrCat("pg_temp.delta_", i);
-    plan_options.delta_tables[absl::StrCat(r.schema, ".", r.name)] = name;
-  }
-  auto plan = BuildDeltaPlan(spec, *facts, plan_options);
-  if (!plan.ok()) return fail(absl::StrCat("planning: ", plan.status().ToString()));
-  const bool differential = plan->maintained_mode == RefreshMode::kDifferential;
-  if (differential != c.expect_differential) {
-    return fail(absl::StrCat("expected a ",
-                             c.expect_differential ? "differential" : "full-refresh-only",
-                             " plan, got: ", plan->explanation));
-  }
-  if (stats != nullptr) stats->explanation = plan->explanation;
-  const std::string st = absl::StrCat("st.", conn.QuoteIdentifier(spec.name));
-  const std::string cols = QuotedColumns(conn, *plan, false);
-  for (const auto& ddl : plan->storage_ddl) {
-    if (auto s = Exec(conn, ddl, options.verbose); !s.ok())
-      return fail(absl::StrCat("storage DDL: ", s.ToString()));
-  }
-  auto run_full = [&]() -> absl::Status {
-    TRICKLE_RETURN_IF_ERROR(Exec(conn, "BEGIN"));
-    for (const auto& s : plan->full_refresh_sql)
-      TRICKLE_RETURN_IF_ERROR(Exec(conn, s, options.verbose));
-    return Exec(conn, "COMMIT");
-  };
-  if (auto s = run_full(); !s.ok()) {
-    (void)conn.Exec("ROLLBACK");
-    return fail(absl::StrCat("full refresh: ", s.ToString()));
-  }
-  auto check = [&](const std::string& when) -> absl::Status {
-    auto diff = OracleDiff(conn, st, cols, c.query);
-    if (!diff.ok())
-      return fail(absl::StrCat(when, ": oracle query failed: ", diff.status().ToString()));
-    if (!diff->empty()) {
-      return fail(absl::StrCat(when, ": stream table differs from the query:\n", *diff,
-                               "explanation:\n", plan->explanation, "delta SQL:\n",
-                               plan->delta_sql));
+namespace {
+
+// A relation some stream table reads: its rows before each batch are copied,
+// and its delta table is the difference.
+struct TrackedRelation {
+  std::string name;     // quoted schema.name
+  std::string columns;  // quoted, as the plans read them
+  bool delta_ready = false;
+};
+
+// One case of a suite while it runs.
+struct SuiteCase {
+  const OracleCase* c = nullptr;
+  DeltaPlan plan;
+  bool differential = false;
+  bool active = false;  // still refreshed (not refused, not failed)
+  std::string st;       // st.<quoted name>
+  std::string cols;     // its visible columns, quoted
+  std::vector<int> sources;  // TrackedRelation indexes, in plan.sources order
+  absl::Status status;
+  OracleStats stats;
+};
+
+}  // namespace
+
+std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset& data,
+                                         const std::vector<OracleCase>& cases,
+                                         const OracleOptions& options,
+                                         std::vector<OracleStats>* stats) {
+  std::mt19937_64 rng(options.seed);
+  std::vector<SuiteCase> run(cases.size());
+  std::vector<TrackedRelation> tracked;
+  auto finish = [&]() {
+    std::vector<absl::Status> out;
+    if (stats != nullptr) stats->clear();
+    for (auto& r : run) {
+      out.push_back(r.status);
+      if (stats != nullptr) stats->push_back(r.stats);
     }
-    return absl::OkStatus();
+    return out;
   };
-  TRICKLE_RETURN_IF_ERROR(check("after the initial full refresh"));
+  auto fail = [&](const OracleCase& c, const std::string& what) {
+    return absl::InternalError(absl::StrCat(
+        "case ", c.name, " seed ", options.seed, ": ", what, "\nquery: ", c.query,
+        "\nreplay: TRICKLE_ORACLE_SEED=", options.seed, " TRICKLE_ORACLE_CASE=", c.name, " ",
+        options.replay_command));
+  };
+  auto fail_all = [&](const std::string& what) {
+    for (size_t i = 0; i < run.size(); ++i) {
+      if (run[i].status.ok() && (run[i].active || run[i].c == nullptr))
+        run[i].status = fail(cases[i], what);
+      run[i].active = false;
+    }
+    return finish();
+  };
+  auto setup = [&]() -> absl::Status {
+    TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("SET search_path = ", data.search_path)));
+    TRICKLE_RETURN_IF_ERROR(data.create(conn, rng));
+    return Exec(conn, "DROP SCHEMA IF EXISTS st CASCADE; CREATE SCHEMA st");
+  };
+  if (auto s = setup(); !s.ok()) return fail_all(absl::StrCat("creating the data: ", s.ToString()));
+
+  // The stream tables, in order.
+  std::set<std::string> stream_tables;  // "st.t_<name>" of the cases so far
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const OracleCase& c = cases[i];
+    SuiteCase& r = run[i];
+    r.c = &c;
+    auto step = [&]() -> absl::Status {
+      auto facts = GatherCatalogFacts(conn, c.query);
+      if (!facts.ok()) return fail(c, absl::StrCat("gathering facts: ", facts.status().ToString()));
+      PlanOptions plan_options;
+      for (auto& rel : facts->relations) {
+        if (stream_tables.count(absl::StrCat(rel.schema, ".", rel.name))) {
+          // An upstream stream table: read by its visible columns, no key.
+          std::erase_if(rel.columns,
+                        [](const ColumnFacts& col) { return col.name.rfind("__pgt_", 0) == 0; });
+          rel.key.clear();
+        }
+        std::string name = absl::StrCat(conn.QuoteIdentifier(rel.schema), ".",
+                                        conn.QuoteIdentifier(rel.name));
+        int k = -1;
+        for (size_t t = 0; t < tracked.size(); ++t) {
+          if (tracked[t].name == name) k = t;
+        }
+        if (k < 0) {
+          std::vector<std::string> cols;
+          for (const auto& col : rel.columns) cols.push_back(conn.QuoteIdentifier(col.name));
+          tracked.push_back({name, absl::StrJoin(cols, ", ")});
+          k = tracked.size() - 1;
+        }
+        plan_options.delta_tables[absl::StrCat(rel.schema, ".", rel.name)] =
+            absl::StrCat("pg_temp.delta_", k);
+      }
+      StreamTableSpec spec{"st", "t_" + c.name, c.query, c.mode};
+      auto plan = BuildDeltaPlan(spec, *facts, plan_options);
+      if (!plan.ok()) {
+        if (!c.expect_differential && c.mode == RefreshMode::kDifferential &&
+            absl::IsInvalidArgument(plan.status()) &&
+            plan.status().message().find("cannot be maintained differentially") !=
+                std::string::npos &&
+            plan.status().message().find(c.refused_because) != std::string::npos) {
+          r.stats.refused = true;
+          r.stats.explanation = std::string(plan.status().message());
+          return absl::OkStatus();
+        }
+        return fail(c, absl::StrCat("planning: ", plan.status().ToString()));
+      }
+      r.plan = std::move(*plan);
+      r.differential = r.plan.maintained_mode == RefreshMode::kDifferential;
+      if (r.differential != c.expect_differential) {
+        return fail(c, absl::StrCat("expected a ",
+                                    c.expect_differential ? "differential" : "full-refresh-only",
+                                    " plan, got: ", r.plan.explanation));
+      }
+      if (!r.differential && r.plan.full_refresh_reason.find(c.refused_because) == std::string::npos) {
+        return fail(c, absl::StrCat("expected the full-refresh reason to name \"", c.refused_because,
+                                    "\", got: ", r.plan.full_refresh_reason));
+      }
+      r.stats.explanation = r.plan.explanation;
+      for (const auto& src : r.plan.sources) {
+        std::string name = absl::StrCat(conn.QuoteIdentifier(src.schema), ".",
+                                        conn.QuoteIdentifier(src.name));
+        for (size_t t = 0; t < tracked.size(); ++t) {
+          if (tracked[t].name == name) r.sources.push_back(t);
+        }
+      }
+      r.st = absl::StrCat("st.", conn.QuoteIdentifier(spec.name));
+      r.cols = QuotedColumns(conn, r.plan, false);
+      for (const auto& ddl : r.plan.storage_ddl) {
+        if (auto s = Exec(conn, ddl, options.verbose); !s.ok())
+          return fail(c, absl::StrCat("storage DDL: ", s.ToString()));
+      }
+      stream_tables.insert(absl::StrCat("st.", spec.name));
+      if (auto s = RunFullRefresh(conn, r.plan, options.verbose); !s.ok()) {
+        (void)conn.Exec("ROLLBACK");
+        return fail(c, absl::StrCat("full refresh: ", s.ToString()));
+      }
+      auto diff = OracleDiff(conn, r.st, r.cols, c.query);
+      if (!diff.ok()) return fail(c, absl::StrCat("oracle query failed: ", diff.status().ToString()));
+      if (!diff->empty()) {
+        return fail(c, absl::StrCat("after the initial full refresh: stream table differs from the "
+                                    "query:\n", *diff));
+      }
+      r.active = true;
+      return absl::OkStatus();
+    };
+    r.status = step();
+  }
 
   for (int batch = 1; batch <= options.batches; ++batch) {
     const std::string when = absl::StrCat("batch ", batch);
+    bool any = false;
+    for (const auto& r : run) any |= r.active;
+    if (!any) break;
     // 1. The pre-state copies.
-    for (size_t i = 0; i < facts->relations.size(); ++i) {
-      const auto& r = facts->relations[i];
-      TRICKLE_RETURN_IF_ERROR(Exec(
-          conn, absl::StrCat("DROP TABLE IF EXISTS pg_temp.before_", i,
-                             "; CREATE TEMP TABLE before_", i, " AS SELECT * FROM ",
-                             conn.QuoteIdentifier(r.schema), ".", conn.QuoteIdentifier(r.name))));
+    for (size_t t = 0; t < tracked.size(); ++t) {
+      tracked[t].delta_ready = false;
+      auto s = Exec(conn, absl::StrCat("DROP TABLE IF EXISTS pg_temp.before_", t,
+                                       "; CREATE TEMP TABLE before_", t, " AS SELECT ",
+                                       tracked[t].columns, " FROM ", tracked[t].name));
+      if (!s.ok()) return fail_all(absl::StrCat(when, ": copying the pre-state: ", s.ToString()));
     }
     // 2. The batch, committed.
-    TRICKLE_RETURN_IF_ERROR(Exec(conn, "BEGIN"));
-    if (auto s = ApplyRandomBatch(conn, rng); !s.ok()) {
+    if (auto s = Exec(conn, "BEGIN"); !s.ok()) return fail_all(s.ToString());
+    if (auto s = data.apply_batch(conn, rng); !s.ok()) {
       (void)conn.Exec("ROLLBACK");
-      return fail(absl::StrCat(when, ": applying the batch: ", s.ToString()));
+      return fail_all(absl::StrCat(when, ": applying the batch: ", s.ToString()));
     }
-    TRICKLE_RETURN_IF_ERROR(Exec(conn, "COMMIT"));
-    // 3. Refresh and check in one snapshot.
-    TRICKLE_RETURN_IF_ERROR(Exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ"));
-    absl::Status s = [&]() -> absl::Status {
-      if (!differential) {
-        for (const auto& x : plan->full_refresh_sql)
-          TRICKLE_RETURN_IF_ERROR(Exec(conn, x, options.verbose));
+    if (auto s = Exec(conn, "COMMIT"); !s.ok()) return fail_all(s.ToString());
+    // 3. Refresh and check each stream table, in one snapshot.
+    if (auto s = Exec(conn, "BEGIN ISOLATION LEVEL REPEATABLE READ"); !s.ok())
+      return fail_all(s.ToString());
+    for (size_t i = 0; i < run.size(); ++i) {
+      SuiteCase& r = run[i];
+      if (!r.active) continue;
+      const OracleCase& c = *r.c;
+      // The delta tables of its sources (an upstream stream table's after
+      // that one's refresh, earlier in this transaction).
+      if (r.differential) {
+        for (int t : r.sources) {
+          if (tracked[t].delta_ready) continue;
+          const TrackedRelation& tr = tracked[t];
+          auto s = Exec(conn, absl::StrCat(
+              "CREATE TEMP TABLE delta_", t,
+              " ON COMMIT DROP AS SELECT 'D'::\"char\" AS __op, * FROM (SELECT * FROM before_", t,
+              " EXCEPT ALL SELECT ", tr.columns, " FROM ", tr.name,
+              ") x UNION ALL SELECT 'I'::\"char\", * FROM (SELECT ", tr.columns, " FROM ", tr.name,
+              " EXCEPT ALL SELECT * FROM before_", t, ") y; ANALYZE delta_", t));
+          if (!s.ok()) {
+            (void)conn.Exec("ROLLBACK");
+            return fail_all(absl::StrCat(when, ": filling a delta table: ", s.ToString()));
+          }
+          tracked[t].delta_ready = true;
+        }
+      }
+      if (auto s = Exec(conn, "SAVEPOINT oracle_case"); !s.ok()) return fail_all(s.ToString());
+      absl::Status s = [&]() -> absl::Status {
+        if (!r.differential) return RunStatements(conn, r.plan.full_refresh_sql, options.verbose);
+        for (int t : r.sources) {
+          TRICKLE_ASSIGN_OR_RETURN(int64_t n,
+                                   Scalar(conn, absl::StrCat("SELECT count(*) FROM delta_", t)));
+          r.stats.changed_rows += n;
+        }
+        // No-op updates are suppressed: the MERGE touches exactly the rows
+        // whose stored values change (an update counts once, as a delete plus
+        // an insert in the difference of the table's contents).
+        const std::string all = QuotedColumns(conn, r.plan, true);
+        TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("CREATE TEMP TABLE st_before_", i,
+                                                        " ON COMMIT DROP AS SELECT ", all,
+                                                        " FROM ", r.st)));
+        if (options.verbose) std::fprintf(stderr, "SQL> %s\n", r.plan.merge_sql.c_str());
+        TRICKLE_ASSIGN_OR_RETURN(PgResult merged, conn.Exec(r.plan.merge_sql));
+        const std::string before = absl::StrCat("st_before_", i);
+        TRICKLE_ASSIGN_OR_RETURN(
+            int64_t changed,
+            Scalar(conn, absl::StrCat("SELECT count(*) FROM ((SELECT ", all, " FROM ", before,
+                                      " EXCEPT ALL SELECT ", all, " FROM ", r.st,
+                                      ") UNION ALL (SELECT ", all, " FROM ", r.st,
+                                      " EXCEPT ALL SELECT ", all, " FROM ", before, ")) x")));
+        const int64_t affected = merged.AffectedRows();
+        if (affected > changed || affected < (changed + 1) / 2) {
+          return absl::InternalError(
+              absl::StrCat("the MERGE touched ", affected, " rows but ", changed,
+                           " stored rows differ (inserted + deleted, an update counting "
+                           "twice): no-op updates were not suppressed"));
+        }
         return absl::OkStatus();
+      }();
+      if (!s.ok()) {
+        r.status = fail(c, absl::StrCat(when, ": refresh failed: ", s.ToString(),
+                                        "\nexplanation:\n", r.plan.explanation));
+      } else {
+        auto diff = OracleDiff(conn, r.st, r.cols, c.query);
+        if (!diff.ok()) {
+          r.status = fail(c, absl::StrCat(when, ": oracle query failed: ",
+                                          diff.status().ToString()));
+        } else if (!diff->empty()) {
+          r.status = fail(c, absl::StrCat(when, ": stream table differs from the query:\n", *diff,
+                                          "explanation:\n", r.plan.explanation, "delta SQL:\n",
+                                          r.plan.delta_sql));
+        }
       }
-      for (size_t i = 0; i < facts->relations.size(); ++i) {
-        const auto& r = facts->relations[i];
-        std::string live =
-            absl::StrCat(conn.QuoteIdentifier(r.schema), ".", conn.QuoteIdentifier(r.name));
-        TRICKLE_RETURN_IF_ERROR(Exec(
-            conn,
-            absl::StrCat(
-                "CREATE TEMP TABLE delta_", i,
-                " ON COMMIT DROP AS SELECT 'D'::\"char\" AS __op, * FROM (SELECT * FROM before_", i,
-                " EXCEPT ALL SELECT * FROM ", live,
-                ") x UNION ALL SELECT 'I'::\"char\", * FROM (SELECT * FROM ", live,
-                " EXCEPT ALL SELECT * FROM before_", i, ") y")));
-        TRICKLE_ASSIGN_OR_RETURN(int64_t n,
-                                 Scalar(conn, absl::StrCat("SELECT count(*) FROM delta_", i)));
-        if (stats != nullptr) stats->changed_rows += n;
-        TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("ANALYZE delta_", i)));
+      if (!r.status.ok()) {
+        r.active = false;
+        if (auto x = Exec(conn, "ROLLBACK TO SAVEPOINT oracle_case"); !x.ok())
+          return fail_all(x.ToString());
       }
-      // No-op updates are suppressed: the MERGE touches exactly the rows
-      // whose stored values change (an update counts once, as a delete plus
-      // an insert in the difference of the table's contents).
-      const std::string all = QuotedColumns(conn, *plan, true);
-      TRICKLE_RETURN_IF_ERROR(
-          Exec(conn, absl::StrCat("CREATE TEMP TABLE st_before ON COMMIT DROP AS SELECT ", all,
-                                  " FROM ", st)));
-      if (options.verbose) std::fprintf(stderr, "SQL> %s\n", plan->merge_sql.c_str());
-      TRICKLE_ASSIGN_OR_RETURN(PgResult merged, conn.Exec(plan->merge_sql));
-      TRICKLE_ASSIGN_OR_RETURN(
-          int64_t changed,
-          Scalar(conn, absl::StrCat("SELECT count(*) FROM ((SELECT ", all,
-                                    " FROM st_before EXCEPT ALL SELECT ", all, " FROM ", st,
-                                    ") UNION ALL (SELECT ", all, " FROM ", st,
-                                    " EXCEPT ALL SELECT ", all, " FROM st_before)) x")));
-      const int64_t affected = merged.AffectedRows();
-      if (affected > changed || affected < (changed + 1) / 2) {
-        return absl::InternalError(
-            absl::StrCat("the MERGE touched ", affected, " rows but ", changed,
-                         " stored rows differ (inserted + deleted, an update counting "
-                         "twice): no-op updates were not suppressed"));
-      }
-      return absl::OkStatus();
-    }();
+      if (auto x = Exec(conn, "RELEASE SAVEPOINT oracle_case"); !x.ok()) return fail_all(x.ToString());
+      if (r.active) r.stats.batches = batch;
+    }
+    if (auto s = Exec(conn, "COMMIT"); !s.ok()) return fail_all(s.ToString());
+  }
+
+  for (SuiteCase& r : run) {
+    if (!r.active || !r.differential) continue;
+    // Hidden state too: the maintained table equals a fresh full refresh.
+    const std::string all = QuotedColumns(conn, r.plan, true);
+    absl::Status s = Exec(
+        conn, absl::StrCat(
+                  "DROP TABLE IF EXISTS pg_temp.maintained; CREATE TEMP TABLE maintained AS SELECT ",
+                  all, " FROM ", r.st));
+    if (s.ok()) s = RunFullRefresh(conn, r.plan, options.verbose);
     if (!s.ok()) {
       (void)conn.Exec("ROLLBACK");
-      return fail(absl::StrCat(when, ": refresh failed: ", s.ToString(), "\nexplanation:\n",
-                               plan->explanation));
+      r.status = fail(*r.c, absl::StrCat("final full refresh: ", s.ToString()));
+      continue;
     }
-    if (auto cs = check(when); !cs.ok()) {
-      (void)conn.Exec("ROLLBACK");
-      return cs;
-    }
-    TRICKLE_RETURN_IF_ERROR(Exec(conn, "COMMIT"));
-    if (stats != nullptr) stats->batches = batch;
-  }
-  if (differential) {
-    // Hidden state too: the maintained table equals a fresh full refresh.
-    const std::string all = QuotedColumns(conn, *plan, true);
-    TRICKLE_RETURN_IF_ERROR(
-        Exec(conn,
-             absl::StrCat(
-                 "DROP TABLE IF EXISTS pg_temp.maintained; CREATE TEMP TABLE maintained AS SELECT ",
-                 all, " FROM ", st)));
-    if (auto s = run_full(); !s.ok())
-      return fail(absl::StrCat("final full refresh: ", s.ToString()));
     auto diff =
-        OracleDiff(conn, "pg_temp.maintained", all, absl::StrCat("SELECT ", all, " FROM ", st));
-    if (!diff.ok()) return fail(diff.status().ToString());
-    if (!diff->empty()) {
-      return fail(absl::StrCat(
+        OracleDiff(conn, "pg_temp.maintained", all, absl::StrCat("SELECT ", all, " FROM ", r.st));
+    if (!diff.ok()) {
+      r.status = fail(*r.c, diff.status().ToString());
+    } else if (!diff->empty()) {
+      r.status = fail(*r.c, absl::StrCat(
           "hidden state drifted from a fresh full refresh (\"stream table\" = maintained, "
           "\"query\" = fresh):\n",
-          *diff, "explanation:\n", plan->explanation));
+          *diff, "explanation:\n", r.plan.explanation));
     }
   }
-  return absl::OkStatus();
+  return finish();
 }
 
 }  // namespace trickle::delta::testing

@@ -1,0 +1,6 @@
+-- Q17 small-quantity-order revenue (CONTAINER 'MED CAN': no Brand#23 part is
+-- in a 'MED BOX' at scale 0.01)
+SELECT sum(l_extendedprice) / 7.0 AS avg_yearly
+FROM lineitem, part
+WHERE p_partkey = l_partkey AND p_brand = 'Brand#23' AND p_container = 'MED CAN'
+  AND l_quantity < (SELECT 0.2 * avg(l_quantity) FROM lineitem WHERE l_partkey = p_partkey)
