@@ -1,6 +1,11 @@
-// Stream table lifecycle (create, alter, drop, refresh) and the interval
-// refresh loop. Owns the stream tables' plans in memory; the catalog in the
-// target database is the source of truth and survives restarts.
+// The stream tables of one database: their lifecycle (what a stream table
+// is: create, alter, drop, the rebuild after its sources changed;
+// lifecycle.cc), their scheduling (when they refresh: the coordinator and
+// its workers; coordinator.cc) and on-demand refreshes on the control
+// connection (stream_table_manager.cc); the refresh transaction itself (how)
+// is the Refresher's (refresh.cc). Owns the stream tables' plans in memory;
+// the catalog in the target database is the source of truth and survives
+// restarts.
 //
 // Scheduling (RunScheduler): event-driven. The capture calls
 // OnSourceCommitted for every stored transaction; stream tables reading a
@@ -34,6 +39,7 @@
 #include "common/pg_connection.h"
 #include "scheduler/catalog.h"
 #include "scheduler/dag.h"
+#include "scheduler/failures.h"
 #include "scheduler/policy.h"
 #include "scheduler/worker_pool.h"
 #include "scheduler/refresh.h"
@@ -107,22 +113,6 @@ struct AlterRequest {
   std::optional<FuseSettings> fuse;
   std::optional<absl::Duration> sla;  // zero removes the SLA
 };
-
-// A blown fuse aborts a refresh with this error (ResourceExhausted).
-absl::Status FuseBlownError(absl::string_view reason);
-bool IsFuseBlown(const absl::Status& status);
-// Errors that retrying will not heal (a dropped source, a privilege, bad SQL).
-bool IsDefinite(const absl::Status& status);
-// Consecutive failures of this kind after which a stream table goes to
-// ERROR: 1 for a definite error, never for an outage (IsOutage: no
-// connection could be made, or the replication stream is not connected; not
-// the stream table's fault), else `max_consecutive`.
-int FailuresBeforeError(const absl::Status& status, int max_consecutive);
-// How long to wait before retrying after `consecutive_failures` of this
-// kind: exponential from `base` up to `cap`; an outage at most 10 s, as the
-// stream's own reconnects, so stream tables follow soon after it is back.
-absl::Duration RetryDelay(const absl::Status& status, int consecutive_failures, absl::Duration base,
-                          absl::Duration cap);
 
 class StreamTableManager {
  public:
@@ -198,39 +188,48 @@ class StreamTableManager {
   };
   StreamTableManager(ManagerOptions options, storage::ChangeLog* log, FenceFn fence);
 
+  // ---- Lifecycle (lifecycle.cc)
   absl::StatusOr<delta::DeltaPlan> Plan(PgConnection& conn, const StreamTableRow& row)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::pair<std::string, std::string>> SplitName(const std::string& name);
   absl::StatusOr<Entry*> FindLocked(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A partitioned source: refused with the reason (before anything is
-  // changed on the source side).
-  absl::Status RefusePartitionedSourcesLocked(const delta::DeltaPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Every source of `plan` carries full old rows (REPLICA IDENTITY FULL):
-  // set where --set-replica-identity allows it, else an error with the fix.
-  absl::Status EnsureFullOldRowsLocked(const delta::DeltaPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status EnsureSourcesPublished(const delta::DeltaPlan& plan) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status WaitForInFlightTransactions() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DropLocked(Entry* entry, bool cascade) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<RefreshResult> RefreshLocked(Entry* entry, RefreshKind kind,
-                                              const RefreshHooks* override_hooks = nullptr)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Rebuilds after a source's schema changed (or a new query): fresh plan,
   // storage table rebuilt when its columns differ, then a FULL refresh. When
   // the query no longer works the stream table goes to ERROR.
   absl::Status ReinitLocked(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  std::vector<Entry*> TopologicalOrderLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status UnpublishUnusedSourcesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void IndexSourcesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // At start and after a replan: compares the columns each source has now
+  // (the fresh plan's) with those the stream table's data was built on (the
+  // catalog's); a difference sets the entry's rebuild_reason and makes it due.
+  absl::Status CheckBuiltOnLocked(Entry* entry, const StreamTableRow& row, const std::vector<Dependency>& deps)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // ---- On-demand refreshes on the control connection (stream_table_manager.cc)
+  absl::StatusOr<RefreshResult> RefreshLocked(Entry* entry, RefreshKind kind,
+                                              const RefreshHooks* override_hooks = nullptr)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The hooks of one refresh: fuse and AUTO decisions from recent history.
   RefreshHooks MakeHooks(const StreamTableRow& row, PgConnection& conn, int64_t* blown_rows);
+
+  // ---- Scheduling (coordinator.cc)
   // Runs one refresh on a worker's connection and records a failure there.
   Outcome RunOnWorker(Worker& worker, const StreamTable& table, absl::Time due, absl::Time dirty_since);
   void CompleteLocked(Outcome& outcome) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // When `e` should next refresh by its schedule, given it needs to.
   absl::Time DueAtLocked(const Entry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool NeedsRefreshLocked(const Entry& e) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void IndexSourcesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Publications (scheduler/publications.cc). Whether another stream table
-  // reads `id`, or is about to (`gaining_readers`).
+  std::vector<Entry*> TopologicalOrderLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks dirty every ACTIVE stream table whose plan no longer fits its
+  // sources' live columns: its refresh finds the change and rebuilds.
+  absl::Status MarkAlteredSourcesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Trims each source's changes below the lowest frontier of its readers.
+  absl::Status TrimLogLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Wake();
+
+  // ---- Downstream publications (publications.cc)
+  // Whether another stream table reads `id`, or is about to (`gaining_readers`).
   bool ReadByStreamTableLocked(int64_t id, const absl::flat_hash_set<int64_t>& gaining_readers) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Brings every published stream table's replica identity and column list
@@ -238,16 +237,6 @@ class StreamTableManager {
   // transaction, changing nothing that already matches.
   absl::Status SyncPublicationsLocked(const absl::flat_hash_set<int64_t>& gaining_readers = {})
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // At start and after a replan: compares the columns each source has now
-  // (the fresh plan's) with those the stream table's data was built on (the
-  // catalog's); a difference sets the entry's rebuild_reason and makes it due.
-  absl::Status CheckBuiltOnLocked(Entry* entry, const StreamTableRow& row, const std::vector<Dependency>& deps)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Marks dirty every ACTIVE stream table whose plan no longer fits its
-  // sources' live columns: its refresh finds the change and rebuilds.
-  absl::Status MarkAlteredSourcesLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Trims each source's changes below the lowest frontier of its readers.
-  absl::Status TrimLogLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Inside DropLocked's transaction: drops the stream table's publication
   // (a foreign one is left alone, with a warning).
   absl::Status DropPublicationInTransactionLocked(Entry* entry) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -256,7 +245,6 @@ class StreamTableManager {
   // subscribers drop the old rows before the FULL refresh sends the new.
   absl::Status RepublishInTransactionLocked(Entry* entry, const delta::DeltaPlan& plan)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Wake();
 
   ManagerOptions options_;
   storage::ChangeLog* log_;  // not owned
@@ -290,6 +278,5 @@ class StreamTableManager {
   // CPU per source transaction went from 0.065 to 0.059 ms without them).
   absl::flat_hash_set<uint32_t> wake_on_ ABSL_GUARDED_BY(notify_mu_);
 };
-
 
 }  // namespace trickle::scheduler
