@@ -32,10 +32,11 @@ std::string VisibleColumnList(PgConnection& conn, const delta::DeltaPlan& plan) 
   return absl::StrJoin(cols, ", ");
 }
 
-// Appends one tuple's plan columns as tab-separated COPY text.
+// Appends one tuple's plan columns as tab-separated COPY text. A column the
+// capture could not know (UNAVAILABLE) stops it: *unavailable names it.
 absl::Status AppendTuple(const google::protobuf::RepeatedPtrField<storage::v1::Datum>& values,
                          const std::vector<int>& map, const delta::SourceRelation& source,
-                         std::string* out) {
+                         std::string* out, std::string* unavailable) {
   for (size_t i = 0; i < map.size(); ++i) {
     if (i > 0) out->push_back('\t');
     int idx = map[i];
@@ -47,6 +48,9 @@ absl::Status AppendTuple(const google::protobuf::RepeatedPtrField<storage::v1::D
     switch (d.kind()) {
       case storage::v1::Datum::NULL_: out->append("\\N"); break;
       case storage::v1::Datum::TEXT: AppendCopyText(d.value(), out); break;
+      case storage::v1::Datum::UNAVAILABLE:
+        *unavailable = source.columns[i];
+        return absl::OkStatus();
       default:
         return absl::DataLossError(absl::StrCat(
             "logged row of ", source.schema, ".", source.name, " column ", source.columns[i],
@@ -187,7 +191,7 @@ absl::StatusOr<std::vector<int>> Refresher::ColumnMap(const delta::SourceRelatio
 
 absl::StatusOr<Refresher::SourceDelta> Refresher::LoadSourceDelta(
     const delta::SourceRelation& source, const std::vector<storage::v1::TransactionRecord>& txns,
-    bool* truncated) {
+    std::string* full_reason) {
   absl::flat_hash_set<Lsn> selected;
   Lsn from = ~Lsn{0}, to = 0;
   for (const auto& t : txns) {
@@ -201,28 +205,45 @@ absl::StatusOr<Refresher::SourceDelta> Refresher::LoadSourceDelta(
   // Net effect: +1 per inserted row image, -1 per deleted one; an exact row
   // that comes and goes cancels. Keyed by the row's COPY text.
   absl::flat_hash_map<std::string, int64_t> net;
-  std::string key;
-  TRICKLE_RETURN_IF_ERROR(log_->ReadChanges(
+  std::string key, unavailable;
+  const absl::Status kFull = absl::CancelledError("needs a FULL refresh");
+  absl::Status read = log_->ReadChanges(
       source.oid, from, to, [&](const storage::LoggedChange& c) -> absl::Status {
         if (!selected.contains(c.transaction->commit_lsn())) return absl::OkStatus();
         const storage::ChangeRecord& ch = *c.change;
         if (ch.op() == storage::ChangeRecord::TRUNCATE) {
-          *truncated = true;
-          return absl::OkStatus();
+          if (full_reason->empty()) *full_reason = "source truncated";
+          return kFull;
         }
         TRICKLE_ASSIGN_OR_RETURN(std::vector<int> map, ColumnMap(source, ch.schema_version()));
-        if (ch.op() == storage::ChangeRecord::DELETE || ch.op() == storage::ChangeRecord::UPDATE) {
+        const bool old_row = ch.op() == storage::ChangeRecord::DELETE || ch.op() == storage::ChangeRecord::UPDATE;
+        if (old_row) {
           key.clear();
-          TRICKLE_RETURN_IF_ERROR(AppendTuple(ch.old_values(), map, source, &key));
+          TRICKLE_RETURN_IF_ERROR(AppendTuple(ch.old_values(), map, source, &key, &unavailable));
           net[key]--;
         }
-        if (ch.op() == storage::ChangeRecord::INSERT || ch.op() == storage::ChangeRecord::UPDATE) {
+        if (unavailable.empty() &&
+            (ch.op() == storage::ChangeRecord::INSERT || ch.op() == storage::ChangeRecord::UPDATE)) {
           key.clear();
-          TRICKLE_RETURN_IF_ERROR(AppendTuple(ch.new_values(), map, source, &key));
+          TRICKLE_RETURN_IF_ERROR(AppendTuple(ch.new_values(), map, source, &key, &unavailable));
           net[key]++;
         }
+        if (!unavailable.empty()) {
+          if (full_reason->empty()) {
+            *full_reason = absl::StrCat(
+                "source table \"", source.schema, ".", source.name, "\": the ", storage::ChangeRecord::Op_Name(ch.op()),
+                " committed at ", FormatLsn(c.transaction->commit_lsn()), " was logged without the ",
+                old_row && ch.op() == storage::ChangeRecord::DELETE ? "old" : "old or unchanged TOASTed",
+                " value of column \"", unavailable,
+                "\" (its old row arrived without it: REPLICA IDENTITY not FULL and no image of the source "
+                "holds the column)");
+          }
+          return kFull;
+        }
         return absl::OkStatus();
-      }));
+      });
+  if (!read.ok() && !(absl::IsCancelled(read) && !full_reason->empty())) return read;
+  if (!full_reason->empty()) return out;  // a FULL refresh: the delta is not used
   for (const auto& [row, count] : net) {
     for (int64_t i = 0; i < std::abs(count); ++i) {
       out.copy_data.append(count < 0 ? "D\t" : "I\t");
@@ -426,22 +447,23 @@ absl::StatusOr<RefreshResult> Refresher::RefreshInTransaction(PgConnection& conn
   }
   if (!full) {
     std::vector<SourceDelta> deltas;
-    bool truncated = false;
+    std::string full_reason;
     for (const delta::SourceRelation& source : st.plan.sources) {
-      TRICKLE_ASSIGN_OR_RETURN(SourceDelta d, LoadSourceDelta(source, selection.apply, &truncated));
+      TRICKLE_ASSIGN_OR_RETURN(SourceDelta d, LoadSourceDelta(source, selection.apply, &full_reason));
+      if (!full_reason.empty()) break;
       result.history.delta_rows += d.rows;
       deltas.push_back(std::move(d));
     }
-    if (!truncated && hooks != nullptr && hooks->before_apply) {
+    if (full_reason.empty() && hooks != nullptr && hooks->before_apply) {
       TRICKLE_ASSIGN_OR_RETURN(AutoDecision decision, hooks->before_apply(result.history.delta_rows));
       if (decision.full) {
         full = true;
         reason = decision.reason;
       }
     }
-    if (truncated) {
+    if (!full_reason.empty()) {
       full = true;
-      reason = "source truncated";
+      reason = full_reason;
     } else if (hooks != nullptr && hooks->skip_changes) {
       result.history.action = "SKIPPED";
       result.history.reason = absl::StrCat("fuse reset skip_changes: ", result.history.delta_rows,
@@ -549,17 +571,17 @@ absl::Status Refresher::StageDelta(
     DeltaSelection selection = SelectDelta(logged, frontier, snapshot, fence);
     StagedDelta staged;
     staged.transactions = static_cast<int64_t>(selection.apply.size());
-    bool truncated = false;
+    std::string full_reason;
     std::vector<SourceDelta> deltas;
     for (const delta::SourceRelation& source : st.plan.sources) {
-      TRICKLE_ASSIGN_OR_RETURN(SourceDelta d, LoadSourceDelta(source, selection.apply, &truncated));
+      TRICKLE_ASSIGN_OR_RETURN(SourceDelta d, LoadSourceDelta(source, selection.apply, &full_reason));
+      if (!full_reason.empty()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "the next refresh of ", st.row.QualifiedName(), " is FULL (", full_reason,
+            "), so there is no delta to analyze"));
+      }
       staged.delta_rows += d.rows;
       deltas.push_back(std::move(d));
-    }
-    if (truncated) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "a source of ", st.row.QualifiedName(),
-          " was truncated: its next refresh is FULL, so there is no delta to analyze"));
     }
     TRICKLE_RETURN_IF_ERROR(LoadDeltaTables(conn, st, deltas));
     return inspect(conn, staged);

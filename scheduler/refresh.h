@@ -92,8 +92,9 @@ class Refresher {
   // delta and COPYs the consolidated changes into the plan's delta tables,
   // then calls `inspect` inside that transaction and rolls back: nothing is
   // applied, the frontier does not move, no catalog row is written.
-  // FailedPrecondition for a plan without delta SQL (FULL only) or when a
-  // source was truncated (the next refresh is FULL).
+  // FailedPrecondition for a plan without delta SQL (FULL only) or when the
+  // changes need a FULL refresh (a source truncated, or a change logged
+  // without a value the plan reads).
   struct StagedDelta {
     int64_t delta_rows = 0;    // consolidated rows over all sources
     int64_t transactions = 0;  // source transactions they come from
@@ -111,10 +112,13 @@ class Refresher {
                                                      const std::string& snapshot_text,
                                                      const std::string& started_at);
   // Reads and consolidates one source's changes of the selected transactions.
-  // Sets *truncated when a selected transaction truncated the source.
+  // Sets *full_reason (when empty) and stops reading when they cannot be
+  // applied differentially: a selected transaction truncated the source, or
+  // a change was logged without a value of a column the plan reads
+  // (Datum UNAVAILABLE: an old row without REPLICA IDENTITY FULL).
   absl::StatusOr<SourceDelta> LoadSourceDelta(const delta::SourceRelation& source,
                                               const std::vector<storage::v1::TransactionRecord>& txns,
-                                              bool* truncated);
+                                              std::string* full_reason);
   absl::StatusOr<std::vector<int>> ColumnMap(const delta::SourceRelation& source, uint32_t version);
   // Whether the log holds a transaction on `st`'s sources that `frontier`
   // has not applied (the check before a fence: without one, nothing to do).

@@ -17,11 +17,22 @@ namespace {
 storage::v1::Datum::Kind DatumKind(ColumnKind kind) {
   switch (kind) {
     case ColumnKind::kNull: return storage::v1::Datum::NULL_;
-    case ColumnKind::kUnchanged: return storage::v1::Datum::UNCHANGED_TOAST;
+    // Filled in from the old row before encoding when there is one.
+    case ColumnKind::kUnchanged: return storage::v1::Datum::UNAVAILABLE;
     case ColumnKind::kText: return storage::v1::Datum::TEXT;
     case ColumnKind::kBinary: return storage::v1::Datum::BINARY;
   }
   return storage::v1::Datum::NULL_;
+}
+
+const char* ReplicaIdentityName(char identity) {
+  switch (identity) {
+    case 'd': return "DEFAULT";
+    case 'n': return "NOTHING";
+    case 'f': return "FULL";
+    case 'i': return "USING INDEX";
+  }
+  return "unknown";
 }
 
 }  // namespace
@@ -32,6 +43,17 @@ void EncodeOldValues(const pgoutput::Tuple& tuple, storage::ChangeRecordEncoder*
 
 void EncodeNewValues(const pgoutput::Tuple& tuple, storage::ChangeRecordEncoder* out) {
   for (const pgoutput::ColumnValue& c : tuple) out->AddNewValue(DatumKind(c.kind), c.data);
+}
+
+void EncodeOldValuesWithoutRow(const pgoutput::RelationSchema& rel, const pgoutput::Tuple& key,
+                               storage::ChangeRecordEncoder* out) {
+  for (size_t i = 0; i < rel.columns.size(); ++i) {
+    if (rel.columns[i].is_key && i < key.size() && key[i].kind != ColumnKind::kUnchanged) {
+      out->AddOldValue(DatumKind(key[i].kind), key[i].data);
+    } else {
+      out->AddOldValue(storage::v1::Datum::UNAVAILABLE, {});
+    }
+  }
 }
 
 Capture::Capture(storage::ChangeLog* log, CaptureOptions options)
@@ -230,39 +252,59 @@ absl::Status Capture::OnInsert(const pgoutput::InsertMessage& m) {
 absl::Status Capture::OnUpdate(const pgoutput::UpdateMessage& m) {
   if (skipping_) return absl::OkStatus();
   TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(m.relation_oid, "Update"));
-  if (m.old_kind != pgoutput::OldTupleKind::kFull) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "UPDATE on source table \"", rel->QualifiedName(),
-        "\" arrived without the full old row; run ALTER TABLE ", rel->QualifiedName(),
-        " REPLICA IDENTITY FULL"));
-  }
   encoder_.Start(storage::ChangeRecord::UPDATE, log_versions_[rel->relation_oid]);
-  EncodeOldValues(m.old_tuple, &encoder_);
-  bool has_unchanged = std::any_of(m.new_tuple.begin(), m.new_tuple.end(), [](const auto& c) {
+  const bool has_unchanged = std::any_of(m.new_tuple.begin(), m.new_tuple.end(), [](const auto& c) {
     return c.kind == ColumnKind::kUnchanged;
   });
-  if (has_unchanged) {  // rare: copy only when a TOASTed value must be filled in
-    pgoutput::UpdateMessage filled = m;
-    TRICKLE_RETURN_IF_ERROR(pgoutput::FillUnchangedToast(*rel, &filled));
-    EncodeNewValues(filled.new_tuple, &encoder_);
-  } else {
-    EncodeNewValues(m.new_tuple, &encoder_);
+  if (m.old_kind != pgoutput::OldTupleKind::kFull) {
+    // Only the key (or nothing: the key did not change) came with it.
+    NoteOldRowUnavailable(*rel, "UPDATE");
+    EncodeOldValuesWithoutRow(*rel, m.old_kind == pgoutput::OldTupleKind::kKey ? m.old_tuple : m.new_tuple,
+                              &encoder_);
+    EncodeNewValues(m.new_tuple, &encoder_);  // an unchanged TOASTed value: UNAVAILABLE
+    return AppendChange(m.relation_oid);
   }
+  EncodeOldValues(m.old_tuple, &encoder_);
+  if (!has_unchanged) {
+    EncodeNewValues(m.new_tuple, &encoder_);
+    return AppendChange(m.relation_oid);
+  }
+  // Rare: copy only when a TOASTed value must be filled in from the old row.
+  pgoutput::UpdateMessage filled = m;
+  absl::Status fill = pgoutput::FillUnchangedToast(*rel, &filled);
+  if (!fill.ok() && !absl::IsFailedPrecondition(fill)) return fill;  // a schema mismatch: a bug
+  if (!fill.ok()) {
+    // The old row lacks it too: the value stays UNAVAILABLE, and readers of
+    // the column take a FULL refresh instead of a wrong row.
+    spdlog::warn("{}; stream tables reading the column take a FULL refresh", std::string(fill.message()));
+    stats_.unavailable_values++;
+  }
+  EncodeNewValues(fill.ok() ? filled.new_tuple : m.new_tuple, &encoder_);
   return AppendChange(m.relation_oid);
 }
 
 absl::Status Capture::OnDelete(const pgoutput::DeleteMessage& m) {
   if (skipping_) return absl::OkStatus();
   TRICKLE_ASSIGN_OR_RETURN(const pgoutput::RelationSchema* rel, Relation(m.relation_oid, "Delete"));
-  if (m.old_kind != pgoutput::OldTupleKind::kFull) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "DELETE on source table \"", rel->QualifiedName(),
-        "\" arrived without the full old row; run ALTER TABLE ", rel->QualifiedName(),
-        " REPLICA IDENTITY FULL"));
-  }
   encoder_.Start(storage::ChangeRecord::DELETE, log_versions_[rel->relation_oid]);
-  EncodeOldValues(m.old_tuple, &encoder_);
+  if (m.old_kind == pgoutput::OldTupleKind::kFull) {
+    EncodeOldValues(m.old_tuple, &encoder_);
+  } else {
+    NoteOldRowUnavailable(*rel, "DELETE");
+    EncodeOldValuesWithoutRow(*rel, m.old_tuple, &encoder_);
+  }
   return AppendChange(m.relation_oid);
+}
+
+void Capture::NoteOldRowUnavailable(const pgoutput::RelationSchema& rel, const char* op) {
+  stats_.unavailable_values++;
+  if (!warned_unavailable_.insert(rel.relation_oid).second) return;  // once per relation and run
+  spdlog::warn(
+      "{} on source table \"{}\" at {} arrived without its old row (REPLICA IDENTITY {}): its old "
+      "values are logged as unavailable, and every stream table that reads a column of it takes a "
+      "FULL refresh for this change; run ALTER TABLE {} REPLICA IDENTITY FULL to avoid that",
+      op, rel.QualifiedName(), FormatLsn(current_.commit_lsn()), ReplicaIdentityName(rel.replica_identity),
+      rel.QualifiedName());
 }
 
 absl::Status Capture::OnTruncate(const pgoutput::TruncateMessage& m) {

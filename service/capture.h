@@ -28,6 +28,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -61,6 +62,9 @@ struct CaptureStats {
   std::atomic<uint64_t> skipped_transactions{0};  // already stored (replay)
   std::atomic<uint64_t> changes{0};
   std::atomic<uint64_t> syncs{0};
+  // Changes logged with values the capture could not know (an old row that
+  // arrived without them): each makes its readers take a FULL refresh.
+  std::atomic<uint64_t> unavailable_values{0};
   std::atomic<int64_t> last_commit_time{0};    // PostgreSQL-epoch micros
 };
 
@@ -114,6 +118,9 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   absl::Status OnStreamStart(const pgoutput::StreamStartMessage& m) override;
 
   absl::StatusOr<const pgoutput::RelationSchema*> Relation(pgoutput::Oid oid, const char* what) const;
+  // Logs (once per relation and run) that an UPDATE or DELETE of `rel`
+  // arrived without its old row, and counts it.
+  void NoteOldRowUnavailable(const pgoutput::RelationSchema& rel, const char* op);
   // Appends the change in encoder_ to the open transaction.
   absl::Status AppendChange(pgoutput::Oid oid);
   void AdvanceReceived(Lsn lsn);
@@ -133,6 +140,7 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
   // The change log's schema version per relation: the only numbering
   // changes are tagged with (storage owns it across restarts and replays).
   absl::flat_hash_map<pgoutput::Oid, uint32_t> log_versions_;
+  absl::flat_hash_set<pgoutput::Oid> warned_unavailable_;
   bool in_transaction_ = false;
   bool skipping_ = false;  // transaction already in the log (replay)
   storage::TransactionRecord current_;
@@ -161,9 +169,14 @@ class Capture : public pgoutput::StreamConsumer, private pgoutput::MessageHandle
 };
 
 // Adds a pgoutput tuple's columns to a ChangeRecord being encoded, as its
-// old or new values (an unchanged TOAST column becomes UNCHANGED_TOAST; the
-// capture fills those in before).
+// old or new values (an unchanged TOAST column the capture could not fill in
+// becomes UNAVAILABLE).
 void EncodeOldValues(const pgoutput::Tuple& tuple, storage::ChangeRecordEncoder* out);
 void EncodeNewValues(const pgoutput::Tuple& tuple, storage::ChangeRecordEncoder* out);
+// The old values of an UPDATE or DELETE that arrived without its old row:
+// the replica identity's columns from `key` (the old key tuple, or the new
+// row when the key did not change), every other column UNAVAILABLE.
+void EncodeOldValuesWithoutRow(const pgoutput::RelationSchema& rel, const pgoutput::Tuple& key,
+                               storage::ChangeRecordEncoder* out);
 
 }  // namespace trickle::service

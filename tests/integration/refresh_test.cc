@@ -276,6 +276,62 @@ TEST_F(RefreshTest, TruncateAndInsertInOneTransaction) {
   EXPECT_EQ(Count("SELECT count(*) FROM rf_t_st"), 2);
 }
 
+// An UPDATE or DELETE logged without the full old row (the replica identity
+// switched to DEFAULT around it) used to stop the capture for every stream
+// table, and every restart failed on the same record. Its old values are now
+// logged as unavailable: the stream tables reading the source take a FULL
+// refresh that says why, the others stay differential, and the capture keeps
+// streaming across a restart.
+TEST_F(RefreshTest, ChangeWithoutItsOldRowMakesItsReadersRefreshInFull) {
+  SetUpRunner("rf_noold");
+  Exec("CREATE TABLE rf_no (id int PRIMARY KEY, k int, v int, t text);"
+       "INSERT INTO rf_no SELECT g, g % 4, g, repeat('x', g) FROM generate_series(1, 40) g;"
+       "CREATE TABLE rf_yes (id int PRIMARY KEY, v int);"
+       "INSERT INTO rf_yes SELECT g, g FROM generate_series(1, 20) g;");
+  const std::string q_no = "SELECT k, sum(v) AS s, count(*) AS n FROM rf_no GROUP BY k";
+  const std::string q_yes = "SELECT count(*) AS n, sum(v) AS s FROM rf_yes";
+  ASSERT_TRUE(manager_->Create({"rf_no_st", q_no, delta::RefreshMode::kDifferential, "1s", false}).ok());
+  ASSERT_TRUE(manager_->Create({"rf_yes_st", q_yes, delta::RefreshMode::kDifferential, "1s", false}).ok());
+  Exec("ALTER TABLE rf_no REPLICA IDENTITY DEFAULT;"
+       "UPDATE rf_no SET v = v + 100 WHERE id <= 5;"
+       "UPDATE rf_no SET id = id + 1000 WHERE id = 6;"
+       "DELETE FROM rf_no WHERE id = 7;"
+       "ALTER TABLE rf_no REPLICA IDENTITY FULL;"
+       "UPDATE rf_yes SET v = v + 1 WHERE id < 10;");
+
+  auto yes = manager_->RefreshNow("rf_yes_st");
+  ASSERT_TRUE(yes.ok()) << yes.status();
+  EXPECT_EQ(yes->history.action, "DIFFERENTIAL");
+  EXPECT_EQ(OracleDifferences("rf_yes_st", q_yes), 0);
+
+  auto no = manager_->RefreshNow("rf_no_st");
+  ASSERT_TRUE(no.ok()) << no.status();
+  EXPECT_EQ(no->history.action, "FULL");
+  EXPECT_NE(no->history.reason.find("source table \"public.rf_no\": the UPDATE committed at "), std::string::npos)
+      << no->history.reason;
+  EXPECT_NE(no->history.reason.find("REPLICA IDENTITY not FULL"), std::string::npos) << no->history.reason;
+  EXPECT_EQ(Count("SELECT count(*) FROM pgtrickle.refresh_history WHERE action = 'FULL' "
+                  "AND reason LIKE '%public.rf_no%logged without%'"),
+            1);
+  EXPECT_EQ(OracleDifferences("rf_no_st", q_no), 0);
+  EXPECT_GE(runner_->capture().stats().unavailable_values.load(), 3u);
+
+  // With full old rows again the source is differential again, also after
+  // a restart of the capture (which used to fail on the same record).
+  manager_.reset();
+  runner_->Stop();
+  fences_.reset();
+  runner_->ReopenLog();
+  runner_->Start();
+  fences_ = std::make_unique<service::FenceEmitter>(TestPostgres().Dsn(), &runner_->capture());
+  OpenManager();
+  Exec("UPDATE rf_no SET v = v - 1, t = t || 'y' WHERE id % 3 = 0; DELETE FROM rf_no WHERE id = 8");
+  no = manager_->RefreshNow("rf_no_st");
+  ASSERT_TRUE(no.ok()) << no.status();
+  EXPECT_EQ(no->history.action, "DIFFERENTIAL");
+  EXPECT_EQ(OracleDifferences("rf_no_st", q_no), 0);
+}
+
 // A scheduled refresh that finds nothing pending for its sources in the log
 // ends before its fence (a fence is a WAL-logged write and a commit flush on
 // the source); a manual refresh always fences. The delta tables are created
