@@ -453,7 +453,7 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
     b::NodeList filter;
     if (fc.has_agg_filter()) filter.push_back(fc.agg_filter());
     b::NodeList nonnull = filter;
-    if (!a.star) nonnull.push_back(b::IsNotNull(fc.args(0)));
+    if (!a.star) nonnull.push_back(b::IsNotNullValue(fc.args(0)));
     Node fa = b::And(filter), fn = b::And(nonnull);
     const Node* fa_ptr = filter.empty() ? nullptr : &fa;
     const Node* fn_ptr = nonnull.empty() ? nullptr : &fn;
@@ -520,8 +520,8 @@ StoragePlan PlanBuilder::AggregateAlgebraic(const Op& project, const Op& agg) {
       Node lost = b::Col("d", absl::StrCat("__pgt_del", k + 1));
       Node stored = b::Col("t", p.columns[state_a[k]].name);
       rescan.push_back(
-          b::And({b::IsNotNull(lost),
-                  b::Or({b::IsNull(stored),
+          b::And({b::IsNotNullValue(lost),
+                  b::Or({b::IsNullValue(stored),
                          b::Op(agg.aggs[k].name == "min" ? "<=" : ">=", lost, stored)})}));
     }
     b::Select flagged;

@@ -175,13 +175,16 @@ Node SqlGenerator::Restrict(Node select, int ncols, const Restriction& r) {
   }
   if (!any_nullable) return wrap({in});
   // Rows whose key has a NULL: matched NULL-safely, only when the key set
-  // has such keys at all (an InitPlan gate, so usually skipped).
+  // has such keys at all (an InitPlan gate, so usually skipped). "A NULL" is
+  // exactly what makes `=` in the IN branch unknown: a NULL value, not a
+  // composite whose fields are all NULL (that one `=` matches), so the two
+  // branches never both take a row.
   b::NodeList row_has_null, key_has_null, match;
   for (size_t j = 0; j < n; ++j) {
     Node kj = b::Col("k", absl::StrCat("k", j + 1));
     if (r.nullable[j]) {
-      row_has_null.push_back(b::IsNull(r.exprs[j]));
-      key_has_null.push_back(b::IsNull(kj));
+      row_has_null.push_back(b::IsNullValue(r.exprs[j]));
+      key_has_null.push_back(b::IsNullValue(kj));
     }
     match.push_back(b::IsNotDistinct(kj, r.exprs[j]));
   }
@@ -660,7 +663,7 @@ std::string SqlGenerator::DeltaNotIn(const Op& op) {
     b::Select e;
     e.targets.push_back(b::Target(b::Int(1)));
     e.from.push_back(b::Subquery(Eval(r, state), "r"));
-    if (nulls) e.where.push_back(b::IsNull(Ref("r", 0)));
+    if (nulls) e.where.push_back(b::IsNullValue(Ref("r", 0)));
     return b::Exists(e.Build());
   };
   b::Select flags;
@@ -696,7 +699,7 @@ std::string SqlGenerator::DeltaNotIn(const Op& op) {
     probe.from.push_back(b::Subquery(Eval(r, state), "r"));
     probe.where.push_back(b::Eq(Ref("r", 0), op.condition));
     Node passes = b::Or({b::Not(flag(b::Col("f", e))),
-                         b::And({b::IsNotNull(op.condition), b::Not(flag(b::Col("f", n))),
+                         b::And({b::IsNotNullValue(op.condition), b::Not(flag(b::Col("f", n))),
                                  b::Not(b::Exists(probe.Build()))})});
     b::Select s;
     AddPassThrough("l", op.columns.size(), &s.targets);

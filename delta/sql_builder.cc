@@ -218,6 +218,10 @@ Node IsNotNull(Node arg) {
   return n;
 }
 
+Node IsNullValue(Node arg) { return IsNotDistinct(std::move(arg), Null()); }
+
+Node IsNotNullValue(Node arg) { return IsDistinct(std::move(arg), Null()); }
+
 Node Func(std::string_view name, NodeList args) {
   NodeList names;
   names.push_back(StringNode("pg_catalog"));

@@ -40,8 +40,18 @@ Node IsNotDistinct(Node left, Node right);
 Node And(NodeList args);  // TRUE when empty; the single argument when one
 Node Or(NodeList args);   // FALSE when empty
 Node Not(Node arg);
+// IS NULL / IS NOT NULL: on a composite value these test its fields (ROW(NULL,
+// NULL) IS NULL is true), so they only suit values the engine knows are not
+// composite (its own hash and count columns).
 Node IsNull(Node arg);
 Node IsNotNull(Node arg);
+// `arg IS NOT DISTINCT FROM NULL`: the value itself is NULL. This is the NULL
+// that `=` (record equality treats ROW(NULL, NULL) as equal to itself), IN,
+// GROUP BY and strict functions such as count(x) see, so every split on NULL
+// of a user's value uses it. PostgreSQL's parser turns it into a NullTest on
+// the value alone, as indexable as IS NULL.
+Node IsNullValue(Node arg);
+Node IsNotNullValue(Node arg);  // `arg IS DISTINCT FROM NULL`
 // pg_catalog.<name>(args): engine-chosen built-in functions are schema
 // qualified, so a user's search_path cannot redirect them.
 Node Func(std::string_view name, NodeList args);

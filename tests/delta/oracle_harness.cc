@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "delta/catalog_adapter.h"
@@ -91,6 +92,33 @@ std::string ProductRow(std::mt19937_64& rng, int n) {
 std::string SmallRow(std::mt19937_64& rng) {
   return absl::StrCat("(", SmallK(rng), ", ", SmallV(rng), ")");
 }
+// Composite values: every NULL shape a composite can take. ROW(NULL, NULL)
+// IS NULL and yet is a value (not a NULL datum): equal to itself, one group,
+// counted by count(x).
+std::string Pair(std::mt19937_64& rng) {
+  return Pick<std::string>(rng, {"ROW(1, 'x')::src.pair", "ROW(1, NULL)::src.pair",
+                                 "ROW(NULL, 'x')::src.pair", "ROW(NULL, NULL)::src.pair",
+                                 "ROW(2, 'y')::src.pair", "ROW(NULL, NULL)::src.pair", "NULL"});
+}
+std::string AccountCode(std::mt19937_64& rng) {
+  return absl::StrFormat("'AC-%03d'", Uniform(rng, 1, 30));
+}
+// Money as numeric(12,2): cents, large values, zero, NULL.
+std::string Money(std::mt19937_64& rng) {
+  return Pick<std::string>(rng, {"12.50", "-3.75", "0.00", "1000000.01", "99.99", "7", "NULL",
+                                 absl::StrFormat("%d.%02d", Uniform(rng, 0, 500), Uniform(rng, 0, 99))});
+}
+std::string Kind(std::mt19937_64& rng) {
+  return Pick<std::string>(rng, {"'checking'", "'savings'", "'loan'", "NULL"});
+}
+std::string AccountRow(std::mt19937_64& rng, int n) {
+  return absl::StrFormat("('AC-%03d', %s, %s, %s)", n, Pair(rng), Money(rng), Kind(rng));
+}
+std::string LedgerRow(std::mt19937_64& rng) {
+  return absl::StrCat("(", OrNull(rng, 0.1, AccountCode(rng)), ", ", Money(rng), ", ", Pair(rng),
+                      ", ", Pick<std::string>(rng, {"'a'", "'b'", "NULL"}), ")");
+}
+
 std::string WeirdRow(std::mt19937_64& rng, int id) {
   return absl::StrCat("(", id, ", ", Pick<std::string>(rng, {"'p'", "'q'", "NULL"}), ", ",
                       OrNull(rng, 0.2, std::to_string(Uniform(rng, 1, 4))), ")");
@@ -117,12 +145,20 @@ absl::Status CreateSourceTables(PgConnection& conn, std::mt19937_64& rng) {
     CREATE TABLE src.events (k int, v text);
     CREATE TABLE src.audit (k int, v text);
     CREATE TABLE "Odd Schema"."we""ird" ("select" int PRIMARY KEY, "a""b" text, "Group" int);
+    CREATE TYPE src.pair AS (a int, b text);
+    CREATE DOMAIN src.money12 AS numeric(12,2) CHECK (VALUE > -100000000);
+    CREATE DOMAIN src.kind AS text CHECK (VALUE <> '');
+    CREATE TABLE src.accounts (code text PRIMARY KEY, owner src.pair, balance numeric(12,2), kind src.kind);
+    CREATE TABLE src.ledger (acct text, amount src.money12, ref src.pair, memo text);
+    CREATE INDEX ON src.ledger (acct);
     ALTER TABLE src.customers REPLICA IDENTITY FULL;
     ALTER TABLE src.orders REPLICA IDENTITY FULL;
     ALTER TABLE src.lines REPLICA IDENTITY FULL;
     ALTER TABLE src.products REPLICA IDENTITY FULL;
     ALTER TABLE src.events REPLICA IDENTITY FULL;
     ALTER TABLE src.audit REPLICA IDENTITY FULL;
+    ALTER TABLE src.accounts REPLICA IDENTITY FULL;
+    ALTER TABLE src.ledger REPLICA IDENTITY FULL;
   )sql"));
   std::vector<std::string> rows;
   for (int id = 1; id <= 30; ++id) rows.push_back(CustomerRow(rng, id));
@@ -149,6 +185,13 @@ absl::Status CreateSourceTables(PgConnection& conn, std::mt19937_64& rng) {
   for (int id = 1; id <= 20; ++id) rows.push_back(WeirdRow(rng, id));
   TRICKLE_RETURN_IF_ERROR(
       Exec(conn, "INSERT INTO \"Odd Schema\".\"we\"\"ird\" VALUES " + Values(rows)));
+  rows.clear();
+  for (int n = 1; n <= 25; ++n) rows.push_back(AccountRow(rng, n));
+  TRICKLE_RETURN_IF_ERROR(Exec(conn, "INSERT INTO src.accounts VALUES " + Values(rows)));
+  rows.clear();
+  for (int i = 0; i < 80; ++i) rows.push_back(LedgerRow(rng));
+  for (int i = 0; i < 10; ++i) rows.push_back(rows[Uniform(rng, 0, rows.size() - 1)]);
+  TRICKLE_RETURN_IF_ERROR(Exec(conn, "INSERT INTO src.ledger VALUES " + Values(rows)));
   return Exec(conn, "ANALYZE");
 }
 
@@ -294,6 +337,50 @@ absl::Status ApplyRandomBatch(PgConnection& conn, std::mt19937_64& rng) {
   if (Chance(rng, 0.3)) {
     sql.push_back(absl::StrCat("DELETE FROM \"Odd Schema\".\"we\"\"ird\" WHERE \"select\" = ",
                                Uniform(rng, 1, next_w)));
+  }
+  // accounts (text key, composite, domain, money) and ledger (keyless).
+  for (int i = Uniform(rng, 0, 2); i > 0; --i) {
+    sql.push_back(absl::StrCat("INSERT INTO src.accounts VALUES ",
+                               AccountRow(rng, Uniform(rng, 1, 32)), " ON CONFLICT DO NOTHING"));
+  }
+  for (int i = Uniform(rng, 0, 3); i > 0; --i) {
+    sql.push_back(absl::StrCat(
+        "UPDATE src.accounts SET ",
+        Pick<std::string>(rng, {"owner = " + Pair(rng), "balance = " + Money(rng),
+                                "kind = " + Kind(rng),
+                                "balance = balance + 0.01, owner = " + Pair(rng)}),
+        " WHERE code = ", AccountCode(rng)));
+  }
+  if (Chance(rng, 0.2)) {  // key change
+    const int to = Uniform(rng, 1, 40);
+    sql.push_back(absl::StrFormat(
+        "UPDATE src.accounts SET code = 'AC-%03d' WHERE code = %s AND NOT EXISTS "
+        "(SELECT 1 FROM src.accounts WHERE code = 'AC-%03d')",
+        to, AccountCode(rng), to));
+  }
+  if (Chance(rng, 0.3))
+    sql.push_back(absl::StrCat("DELETE FROM src.accounts WHERE code = ", AccountCode(rng)));
+  for (int i = Uniform(rng, 0, 4); i > 0; --i) {
+    if (Chance(rng, 0.3)) {
+      sql.push_back("INSERT INTO src.ledger SELECT * FROM src.ledger ORDER BY random() LIMIT 1");
+    } else {
+      sql.push_back(absl::StrCat("INSERT INTO src.ledger VALUES ", LedgerRow(rng)));
+    }
+  }
+  for (int i = Uniform(rng, 0, 3); i > 0; --i) {
+    sql.push_back(absl::StrCat(
+        "UPDATE src.ledger SET ",
+        Pick<std::string>(rng, {"ref = " + Pair(rng), "amount = " + Money(rng),
+                                "acct = " + AccountCode(rng)}),
+        " WHERE ctid = (SELECT ctid FROM src.ledger ORDER BY random() LIMIT 1)"));
+  }
+  for (int i = Uniform(rng, 0, 3); i > 0; --i) {
+    sql.push_back(
+        "DELETE FROM src.ledger WHERE ctid = (SELECT ctid FROM src.ledger ORDER BY random() LIMIT "
+        "1)");
+  }
+  if (Chance(rng, 0.15)) {  // every row with one composite value at once
+    sql.push_back(absl::StrCat("DELETE FROM src.ledger WHERE ref IS NOT DISTINCT FROM ", Pair(rng)));
   }
   // random() above only picks rows; the seed makes it repeatable.
   TRICKLE_RETURN_IF_ERROR(

@@ -339,6 +339,39 @@ const std::vector<OracleGroup>& Groups() {
             "SELECT o.id, p.sku FROM orders o JOIN products p ON p.cost = o.qty * 2 AND p.category "
             "IS NOT NULL"},
        }},
+      {"composite_domain_money",
+       {
+           // Composite values whose fields are all NULL: IS NULL, yet a
+           // value (one group, equal to itself, counted by count(x)).
+           {"composite_group_numeric_sum",
+            "SELECT ref, sum(amount) AS total, count(*) AS n FROM ledger GROUP BY ref"},
+           {"composite_count_algebraic",
+            "SELECT acct, count(ref) AS refs, count(*) AS n FROM ledger GROUP BY acct"},
+           {"composite_except_all", "SELECT ref FROM ledger EXCEPT ALL SELECT owner FROM accounts"},
+           {"composite_intersect", "SELECT ref FROM ledger INTERSECT SELECT owner FROM accounts"},
+           {"composite_not_in",
+            "SELECT code, owner FROM accounts WHERE owner NOT IN "
+            "(SELECT ref FROM ledger WHERE ref IS DISTINCT FROM NULL AND memo = 'a')"},
+           {"composite_left_join",
+            "SELECT a.code, a.owner, l.amount FROM accounts a LEFT JOIN ledger l ON l.ref = "
+            "a.owner"},
+           {"composite_nested_distinct_join",
+            "SELECT d.ref, a.code FROM (SELECT DISTINCT ref FROM ledger WHERE memo IS NOT NULL) d "
+            "JOIN accounts a ON a.owner = d.ref"},
+           {"composite_field_group",
+            "SELECT (owner).a AS owner_a, count(*) AS n, sum(balance) AS total FROM accounts GROUP "
+            "BY (owner).a"},
+           {"domain_text_key_group",
+            "SELECT kind, count(*) AS n, sum(balance) AS total, avg(balance) AS mean, "
+            "min(balance) AS lo, max(code) AS last FROM accounts GROUP BY kind"},
+           {"money_join_text_key",
+            "SELECT l.acct, a.kind, sum(l.amount) AS total, count(*) AS n FROM ledger l "
+            "JOIN accounts a ON a.code = l.acct GROUP BY l.acct, a.kind"},
+           {"money_filter_project",
+            "SELECT code, balance, balance * 1.1 AS with_interest, kind FROM accounts WHERE "
+            "balance > 10"},
+           {"domain_money_keyless_distinct", "SELECT DISTINCT amount, memo FROM ledger"},
+       }},
       {"full_refresh_only",
        {
            {"window_full_only", "SELECT id, row_number() OVER (ORDER BY id) AS rn FROM orders",
