@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -125,6 +126,28 @@ std::string WeirdRow(std::mt19937_64& rng, int id) {
 }
 
 std::string Values(const std::vector<std::string>& rows) { return absl::StrJoin(rows, ", "); }
+
+// Changes to a keyless table: new rows and copies of existing ones (up to
+// max + 2), then updates (`set_clause`) and deletes of up to `max` single rows
+// picked by ctid.
+void KeylessChanges(std::mt19937_64& rng, const std::string& table, int max,
+                    const std::function<std::string()>& new_row,
+                    const std::function<std::string()>& set_clause, std::vector<std::string>* sql) {
+  const std::string pick =
+      absl::StrCat("ctid = (SELECT ctid FROM ", table, " ORDER BY random() LIMIT 1)");
+  for (int i = Uniform(rng, 0, max + 2); i > 0; --i) {
+    if (Chance(rng, 0.3)) {
+      sql->push_back(
+          absl::StrCat("INSERT INTO ", table, " SELECT * FROM ", table, " ORDER BY random() LIMIT 1"));
+    } else {
+      sql->push_back(absl::StrCat("INSERT INTO ", table, " VALUES ", new_row()));
+    }
+  }
+  for (int i = Uniform(rng, 0, max); i > 0; --i)
+    sql->push_back(absl::StrCat("UPDATE ", table, " SET ", set_clause(), " WHERE ", pick));
+  for (int i = Uniform(rng, 0, max); i > 0; --i)
+    sql->push_back(absl::StrCat("DELETE FROM ", table, " WHERE ", pick));
+}
 
 }  // namespace
 
@@ -277,26 +300,14 @@ absl::Status ApplyRandomBatch(PgConnection& conn, std::mt19937_64& rng) {
     sql.push_back("UPDATE src.orders SET cust_id = NULL WHERE id % 7 = 3");
   }
   // lines (no key: duplicates, ctid-addressed changes)
-  for (int i = Uniform(rng, 0, 6); i > 0; --i) {
-    if (Chance(rng, 0.3)) {
-      sql.push_back("INSERT INTO src.lines SELECT * FROM src.lines ORDER BY random() LIMIT 1");
-    } else {
-      sql.push_back(absl::StrCat("INSERT INTO src.lines VALUES ", LineRow(rng)));
-    }
-  }
-  for (int i = Uniform(rng, 0, 4); i > 0; --i) {
-    sql.push_back(
-        absl::StrCat("UPDATE src.lines SET ",
-                     Pick<std::string>(rng, {"price = " + Price(rng), "sku = " + Sku(rng),
-                                             "order_id = " + std::to_string(Uniform(rng, 1, 260)),
-                                             "n = " + std::to_string(Uniform(rng, 1, 3))}),
-                     " WHERE ctid = (SELECT ctid FROM src.lines ORDER BY random() LIMIT 1)"));
-  }
-  for (int i = Uniform(rng, 0, 4); i > 0; --i) {
-    sql.push_back(
-        "DELETE FROM src.lines WHERE ctid = (SELECT ctid FROM src.lines ORDER BY random() LIMIT "
-        "1)");
-  }
+  KeylessChanges(
+      rng, "src.lines", 4, [&] { return LineRow(rng); },
+      [&] {
+        return Pick<std::string>(rng, {"price = " + Price(rng), "sku = " + Sku(rng),
+                                       "order_id = " + std::to_string(Uniform(rng, 1, 260)),
+                                       "n = " + std::to_string(Uniform(rng, 1, 3))});
+      },
+      &sql);
   // products
   if (Chance(rng, 0.5)) {
     int n = Uniform(rng, 1, 14);
@@ -360,25 +371,13 @@ absl::Status ApplyRandomBatch(PgConnection& conn, std::mt19937_64& rng) {
   }
   if (Chance(rng, 0.3))
     sql.push_back(absl::StrCat("DELETE FROM src.accounts WHERE code = ", AccountCode(rng)));
-  for (int i = Uniform(rng, 0, 4); i > 0; --i) {
-    if (Chance(rng, 0.3)) {
-      sql.push_back("INSERT INTO src.ledger SELECT * FROM src.ledger ORDER BY random() LIMIT 1");
-    } else {
-      sql.push_back(absl::StrCat("INSERT INTO src.ledger VALUES ", LedgerRow(rng)));
-    }
-  }
-  for (int i = Uniform(rng, 0, 3); i > 0; --i) {
-    sql.push_back(absl::StrCat(
-        "UPDATE src.ledger SET ",
-        Pick<std::string>(rng, {"ref = " + Pair(rng), "amount = " + Money(rng),
-                                "acct = " + AccountCode(rng)}),
-        " WHERE ctid = (SELECT ctid FROM src.ledger ORDER BY random() LIMIT 1)"));
-  }
-  for (int i = Uniform(rng, 0, 3); i > 0; --i) {
-    sql.push_back(
-        "DELETE FROM src.ledger WHERE ctid = (SELECT ctid FROM src.ledger ORDER BY random() LIMIT "
-        "1)");
-  }
+  KeylessChanges(
+      rng, "src.ledger", 3, [&] { return LedgerRow(rng); },
+      [&] {
+        return Pick<std::string>(rng, {"ref = " + Pair(rng), "amount = " + Money(rng),
+                                       "acct = " + AccountCode(rng)});
+      },
+      &sql);
   if (Chance(rng, 0.15)) {  // every row with one composite value at once
     sql.push_back(absl::StrCat("DELETE FROM src.ledger WHERE ref IS NOT DISTINCT FROM ", Pair(rng)));
   }
