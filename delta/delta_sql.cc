@@ -433,6 +433,7 @@ Node SqlGenerator::Build(const Op& op, State state, const std::vector<const Rest
       b::Select inner;
       inner.targets.push_back(b::Target(Ref("i", VisibleColumns(sub)[0])));
       inner.from.push_back(b::Subquery(input(0), "i"));
+      inner.order_by = sub.order;  // over i.c<k>, as sub's output is named here
       Node v = op.array ? b::ArraySubquery(inner.Build()) : b::ScalarSubquery(inner.Build());
       s.targets.push_back(b::Target(v, ColName(0)));
       return s.Build();

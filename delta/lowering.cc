@@ -446,6 +446,16 @@ bool AttachToJoin(Op* op, const Node& conjunct) {
   return false;
 }
 
+// The ORDER BY item `item` (direction, NULLS, USING) applied to output column
+// `column` of an operator.
+Node OrderItem(const pg_query::SortBy& item, int column) {
+  Node n;
+  *n.mutable_sort_by() = item;
+  *n.mutable_sort_by()->mutable_node() = RefI(column);
+  n.mutable_sort_by()->set_location(-1);
+  return n;
+}
+
 // ---------------------------------------------------------------------------
 
 class Lowerer {
@@ -453,8 +463,10 @@ class Lowerer {
   Lowerer(const CatalogFacts& facts, UnsupportedConstruct* unsupported)
       : facts_(facts), unsupported_(unsupported) {}
 
+  // `keep_order`: the rows' order is observable (an ARRAY subquery), so the
+  // ORDER BY is kept as Op::order (its expressions as hidden columns).
   absl::StatusOr<std::unique_ptr<Op>> LowerSelect(const pg_query::SelectStmt& stmt,
-                                                  const CteEnv* env, bool top);
+                                                  const CteEnv* env, bool keep_order);
 
   std::vector<SourceRelation> TakeSources() { return std::move(sources_); }
   int op_count() const { return next_id_; }
@@ -515,6 +527,13 @@ class Lowerer {
 
   absl::StatusOr<std::vector<std::pair<Node, std::string>>> ExpandTargets(
       const pg_query::SelectStmt& stmt, const Scope& scope);
+  // The select-list entry an ORDER BY item sorts by: an output column
+  // (position or name, among the first `visible`), else the expression
+  // appended to *targets.
+  absl::StatusOr<int> SortTarget(const pg_query::SortBy& item, size_t visible,
+                                 std::vector<std::pair<Node, std::string>>* targets);
+  // ORDER BY of a set operation: by output columns only.
+  absl::Status OrderOverOutput(const pg_query::SelectStmt& stmt, Op* op);
 
   absl::StatusOr<std::unique_ptr<Op>> LowerAggregateBlock(
       const pg_query::SelectStmt& stmt, FromResult from,
@@ -1168,7 +1187,8 @@ absl::StatusOr<Node> Lowerer::ExtractScalars(const Node& expr, std::unique_ptr<O
       return true;  // Bind() reports it
     }
     if (!sl.subselect().has_select_stmt()) return Unsupported("subquery kind", sl.location());
-    auto sub = LowerSelect(sl.subselect().select_stmt(), env, false);
+    const bool array = sl.sub_link_type() == pg_query::ARRAY_SUBLINK;
+    auto sub = LowerSelect(sl.subselect().select_stmt(), env, /*keep_order=*/array);
     if (!sub.ok()) {
       if (absl::IsInvalidArgument(sub.status()) &&
           sub.status().message().find("outer query") != std::string::npos) {
@@ -1180,7 +1200,7 @@ absl::StatusOr<Node> Lowerer::ExtractScalars(const Node& expr, std::unique_ptr<O
       return absl::InvalidArgumentError("subquery must return only one column");
     }
     auto scalar = NewOp(OpKind::kScalar);
-    scalar->array = sl.sub_link_type() == pg_query::ARRAY_SUBLINK;
+    scalar->array = array;
     scalar->location = sl.location();
     OpColumn c;
     c.user_name = "?column?";
@@ -1780,7 +1800,7 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerSetOp(const pg_query::SelectSt
 }
 
 absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerSelect(const pg_query::SelectStmt& stmt,
-                                                         const CteEnv* env, bool top) {
+                                                         const CteEnv* env, bool keep_order) {
   if (stmt.has_into_clause()) return Unsupported("SELECT INTO", -1);
   if (stmt.locking_clause_size() > 0) return Unsupported("FOR UPDATE / FOR SHARE", -1);
   if (stmt.has_limit_count() || stmt.has_limit_offset()) {
@@ -1798,7 +1818,14 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerSelect(const pg_query::SelectS
       inner_env = &envs_.back();
     }
   }
-  if (stmt.op() != pg_query::SETOP_NONE) return LowerSetOp(stmt, inner_env);
+  if (stmt.op() != pg_query::SETOP_NONE) {
+    TRICKLE_ASSIGN_OR_RETURN(auto op, LowerSetOp(stmt, inner_env));
+    if (keep_order) TRICKLE_RETURN_IF_ERROR(OrderOverOutput(stmt, op.get()));
+    return op;
+  }
+  if (keep_order && stmt.sort_clause_size() > 0 && stmt.values_lists_size() > 0) {
+    return Unsupported("ORDER BY over VALUES in an ARRAY subquery", -1);
+  }
   if (stmt.values_lists_size() > 0) {
     // VALUES (...), (...): a constant relation. PostgreSQL names its columns column1...
     auto op = NewOp(OpKind::kValues);
@@ -1839,6 +1866,17 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerSelect(const pg_query::SelectS
     TRICKLE_RETURN_IF_ERROR(LowerWhere(stmt.where_clause(), &from, inner_env));
   }
   TRICKLE_ASSIGN_OR_RETURN(auto targets, ExpandTargets(stmt, from.scope));
+  const size_t visible_targets = targets.size();
+  // ORDER BY, where it is kept: each item is an output column (a position, or
+  // an output name as SQL92 allows) or an expression over the input, which
+  // becomes an extra (hidden) column.
+  std::vector<int> sort_targets;
+  if (keep_order) {
+    for (const auto& item : stmt.sort_clause()) {
+      TRICKLE_ASSIGN_OR_RETURN(int index, SortTarget(item.sort_by(), visible_targets, &targets));
+      sort_targets.push_back(index);
+    }
+  }
   // Window functions anywhere in the select list make the block unsupported.
   for (const auto& [e, name] : targets) {
     Node copy = e;
@@ -1880,10 +1918,94 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerSelect(const pg_query::SelectS
     }
     op = MakeProject(std::move(from.op), std::move(exprs), std::move(names));
   }
-  if (stmt.distinct_clause_size() > 0) op = MakeDistinct(std::move(op));
-  // ORDER BY without LIMIT does not change a table's contents: ignored.
-  (void)top;
+  // The extra ORDER BY columns are hidden; one equal to a visible column is
+  // that column.
+  std::vector<int> sort_columns;
+  for (size_t k = visible_targets; k < targets.size(); ++k) {
+    op->columns[k].hidden = true;
+    op->columns[k].user_name = "";
+  }
+  for (int t : sort_targets) {
+    int column = t;
+    for (size_t k = 0; column >= static_cast<int>(visible_targets) && k < visible_targets; ++k) {
+      if (CanonicalKey(op->exprs[k]) == CanonicalKey(op->exprs[t])) column = k;
+    }
+    sort_columns.push_back(column);
+  }
+  if (stmt.distinct_clause_size() > 0) {
+    for (int c : sort_columns) {
+      if (c >= static_cast<int>(visible_targets)) {
+        return absl::InvalidArgumentError(
+            "for SELECT DISTINCT, ORDER BY expressions must appear in select list");
+      }
+    }
+    op = MakeDistinct(std::move(op));  // its column k is the k-th visible one
+  }
+  // ORDER BY where it is not observable does not change a table's contents:
+  // ignored.
+  for (size_t j = 0; j < sort_columns.size(); ++j) {
+    op->order.push_back(OrderItem(stmt.sort_clause(j).sort_by(), sort_columns[j]));
+  }
   return op;
+}
+
+absl::StatusOr<int> Lowerer::SortTarget(const pg_query::SortBy& item, size_t visible,
+                                        std::vector<std::pair<Node, std::string>>* targets) {
+  const Node& e = item.node();
+  if (e.has_a_const() && e.a_const().has_ival()) {
+    int k = e.a_const().ival().ival();
+    if (k < 1 || k > static_cast<int>(visible)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ORDER BY position ", k, " is not in select list"));
+    }
+    return k - 1;
+  }
+  if (e.has_column_ref() && e.column_ref().fields_size() == 1 &&
+      e.column_ref().fields(0).has_string()) {
+    const std::string& name = e.column_ref().fields(0).string().sval();
+    int found = -1;
+    for (size_t k = 0; k < visible; ++k) {
+      if ((*targets)[k].second != name) continue;
+      if (found >= 0 && CanonicalKey((*targets)[k].first) != CanonicalKey((*targets)[found].first)) {
+        return absl::InvalidArgumentError(absl::StrCat("ORDER BY \"", name, "\" is ambiguous"));
+      }
+      if (found < 0) found = k;
+    }
+    if (found >= 0) return found;
+  }
+  targets->emplace_back(e, "");
+  return static_cast<int>(targets->size()) - 1;
+}
+
+absl::Status Lowerer::OrderOverOutput(const pg_query::SelectStmt& stmt, Op* op) {
+  std::vector<int> vis;
+  for (size_t k = 0; k < op->columns.size(); ++k) {
+    if (!op->columns[k].hidden) vis.push_back(k);
+  }
+  for (const auto& item : stmt.sort_clause()) {
+    const auto& sb = item.sort_by();
+    const Node& e = sb.node();
+    int column = -1;
+    if (e.has_a_const() && e.a_const().has_ival()) {
+      int k = e.a_const().ival().ival();
+      if (k < 1 || k > static_cast<int>(vis.size())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("ORDER BY position ", k, " is not in select list"));
+      }
+      column = vis[k - 1];
+    } else if (e.has_column_ref() && e.column_ref().fields_size() == 1 &&
+               e.column_ref().fields(0).has_string()) {
+      for (int k : vis) {
+        if (op->columns[k].user_name == e.column_ref().fields(0).string().sval()) column = k;
+      }
+    }
+    if (column < 0) {
+      return Unsupported("ORDER BY over a set operation by anything but an output column",
+                         Location(e));
+    }
+    op->order.push_back(OrderItem(sb, column));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -2019,8 +2141,8 @@ absl::StatusOr<LoweredQuery> LowerQuery(const Node& select_stmt, const CatalogFa
     return absl::InvalidArgumentError("the defining query must be a SELECT statement");
   }
   Lowerer lowerer(facts, unsupported);
-  TRICKLE_ASSIGN_OR_RETURN(auto root,
-                           lowerer.LowerSelect(select_stmt.select_stmt(), nullptr, true));
+  TRICKLE_ASSIGN_OR_RETURN(auto root, lowerer.LowerSelect(select_stmt.select_stmt(), nullptr,
+                                                          /*keep_order=*/false));
   LoweredQuery out;
   for (const auto& c : root->columns) {
     if (!c.hidden) out.output_names.push_back(c.user_name);

@@ -1,5 +1,6 @@
 #include "delta/operator_tree.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -188,8 +189,10 @@ std::string OpDetail(const Op& op, const std::vector<SourceRelation>& sources) {
       std::vector<std::string> parts;
       for (size_t k = 0; k < op.exprs.size(); ++k) {
         std::string e = Render(op.exprs[k], {{"i", d}});
+        const bool key = op.key.has_value() &&
+                         std::find(op.key->begin(), op.key->end(), k) != op.key->end();
         if (op.columns[k].hidden) {
-          parts.push_back(absl::StrCat(e, " (carried key)"));
+          parts.push_back(absl::StrCat(e, key ? " (carried key)" : " (for ORDER BY)"));
         } else if (e == op.columns[k].user_name) {
           parts.push_back(e);
         } else {
@@ -204,6 +207,22 @@ std::string OpDetail(const Op& op, const std::vector<SourceRelation>& sources) {
         return absl::StrCat(Render(op.condition, d), " NOT IN (", d["r"][0], ")");
       }
       return absl::StrCat("ON ", Render(op.condition, d));
+    }
+    case OpKind::kScalar: {
+      const Op& sub = *op.inputs[0];
+      if (sub.order.empty()) return "";
+      auto d = in(0);
+      std::vector<std::string> items;
+      for (const auto& o : sub.order) {
+        const auto& sb = o.sort_by();
+        std::string item = Render(sb.node(), {{"i", d}});
+        if (sb.sortby_dir() == pg_query::SORTBY_DESC) absl::StrAppend(&item, " DESC");
+        if (sb.sortby_dir() == pg_query::SORTBY_USING) absl::StrAppend(&item, " USING ...");
+        if (sb.sortby_nulls() == pg_query::SORTBY_NULLS_FIRST) absl::StrAppend(&item, " NULLS FIRST");
+        if (sb.sortby_nulls() == pg_query::SORTBY_NULLS_LAST) absl::StrAppend(&item, " NULLS LAST");
+        items.push_back(item);
+      }
+      return absl::StrCat("ORDER BY ", absl::StrJoin(items, ", "));
     }
     case OpKind::kAggregate: {
       auto d = in(0);

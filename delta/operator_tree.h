@@ -69,6 +69,10 @@ struct Op {
   std::optional<std::vector<int>> key;
   std::vector<std::unique_ptr<Op>> inputs;
   int location = -1;  // byte offset in the query, for messages
+  // SortBy nodes over this operator's output (i.c<k>): the order the query
+  // asks its rows in. Set only where the order is observable (the input of
+  // an ARRAY subquery); a table has no order.
+  std::vector<pg_query::Node> order;
 
   // kScan
   int source = -1;    // index into the plan's sources

@@ -231,6 +231,16 @@ const std::vector<OracleGroup>& Groups() {
             "SELECT k, v, (SELECT max(k) FROM audit) AS top FROM events"},
            {"scalar_subquery_where_keyless",
             "SELECT k, v FROM events WHERE k > (SELECT min(k) FROM audit)"},
+           // ORDER BY inside ARRAY(SELECT ...) decides the array's order.
+           {"array_subquery_ordered",
+            "SELECT c.id, ARRAY(SELECT o.id FROM orders o WHERE o.status = 'paid' "
+            "ORDER BY o.amount DESC NULLS LAST, o.id) AS paid FROM customers c WHERE c.tier = 1"},
+           {"array_subquery_order_hidden_and_position",
+            "SELECT code, ARRAY(SELECT name FROM customers WHERE tier IS NOT NULL "
+            "ORDER BY region NULLS FIRST, 1 DESC) AS names FROM accounts WHERE kind = 'loan'"},
+           {"array_subquery_order_by_aggregate",
+            "SELECT ARRAY(SELECT status FROM orders GROUP BY status ORDER BY count(*) DESC, "
+            "status) AS by_count, ARRAY(SELECT DISTINCT k FROM events ORDER BY k) AS ks"},
            {"exists_uncorrelated",
             "SELECT k, v FROM events WHERE EXISTS (SELECT 1 FROM audit WHERE v = 'z')"},
        }},

@@ -175,6 +175,25 @@ TEST(PlanTest, ScalarSubqueryIsAOneRowCrossJoin) {
   EXPECT_THAT(keyless->identity_columns, ElementsAre("k", "top", "__pgt_dup"));
 }
 
+TEST(PlanTest, ArraySubqueryKeepsItsOrderBy) {
+  auto plan = Plan(
+      "SELECT id, ARRAY(SELECT o.id FROM orders o ORDER BY o.amount DESC NULLS LAST, 1) AS ids "
+      "FROM customers");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(plan->explanation,
+              HasSubstr("ArraySubquery ORDER BY o.amount DESC NULLS LAST, id"));
+  EXPECT_THAT(plan->explanation, HasSubstr("o.amount (for ORDER BY)"));
+  EXPECT_THAT(plan->full_refresh_sql[1], HasSubstr("ORDER BY i.c2 DESC NULLS LAST, i.c1) AS c1"));
+  // A scalar subquery's ORDER BY (no LIMIT) decides nothing: dropped.
+  auto scalar = Plan("SELECT id, (SELECT max(amount) FROM orders ORDER BY 1) AS m FROM customers");
+  ASSERT_TRUE(scalar.ok()) << scalar.status();
+  EXPECT_THAT(scalar->full_refresh_sql[1], Not(HasSubstr("ORDER BY")));
+  auto distinct =
+      Plan("SELECT ARRAY(SELECT DISTINCT status FROM orders ORDER BY amount) AS s", RefreshMode::kAuto);
+  ASSERT_FALSE(distinct.ok());
+  EXPECT_THAT(distinct.status().message(), HasSubstr("ORDER BY expressions must appear"));
+}
+
 TEST(PlanTest, CtesAndSubqueriesAreInlined) {
   auto plan = Plan(
       "WITH p AS (SELECT * FROM orders WHERE status = 'paid') SELECT p.id FROM p JOIN p AS q ON "
