@@ -8,6 +8,17 @@
 
 namespace trickle::pgoutput {
 
+absl::Status RefuseStandby(PgConnection& conn) {
+  TRICKLE_ASSIGN_OR_RETURN(PgResult recovery, conn.Exec("SELECT pg_catalog.pg_is_in_recovery()"));
+  if (recovery.Get(0, 0) != "t") return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the database at ", conn.Describe(),
+      " is a hot standby (read replica): it is in recovery and takes no writes, and PostgreSQL 15 "
+      "decodes no WAL on a standby; trickled needs the primary, where it creates its replication slot, "
+      "publication, catalog and stream tables: point --dsn at the primary (readers may query the stream "
+      "tables on the replica, which replicates them like any table)"));
+}
+
 absl::Status EnsurePublication(PgConnection& conn, const SourceSetupOptions& options) {
   TRICKLE_ASSIGN_OR_RETURN(PgResult found,
                            conn.ExecParams(sql::kPublicationLookup, {options.publication_name}));

@@ -39,6 +39,12 @@ struct SlotInfo {
   Lsn confirmed_flush = 0;     // where decoding resumes
 };
 
+// Refuses a hot standby (read replica: pg_is_in_recovery()) as the target,
+// with a message saying so: trickled needs the primary, where it creates its
+// slot, publication, catalog and stream tables (PostgreSQL 15 decodes no WAL
+// on a standby, and a standby takes no writes).
+absl::Status RefuseStandby(PgConnection& conn);
+
 // Ensures the publication exists (created empty, publishing insert, update,
 // delete and truncate).
 absl::Status EnsurePublication(PgConnection& conn, const SourceSetupOptions& options);

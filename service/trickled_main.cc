@@ -61,6 +61,7 @@ absl::Status Run(const ServiceConfig& config) {
   {
     auto conn = PgConnection::Connect(config.dsn);
     if (!conn.ok()) return conn.status();
+    if (auto s = pgoutput::RefuseStandby(**conn); !s.ok()) return s;
     if (auto s = pgoutput::EnsurePublication(**conn, setup); !s.ok()) return s;
     auto slot = pgoutput::EnsureSlot(**conn, setup);
     if (!slot.ok()) return slot.status();

@@ -23,6 +23,7 @@ namespace {
 
 namespace v1 = admin::v1;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 #define ASSERT_RPC_OK(status) ASSERT_TRUE((status).ok()) << (status).error_code() << ": " << (status).error_message()
 
@@ -627,6 +628,32 @@ TEST_F(AdminRpcTest, AnAddressInUseIsADefiniteErrorAtStartup) {
   ASSERT_FALSE(second.ok());
   EXPECT_THAT(std::string(second.status().message()), HasSubstr("cannot listen for gRPC on " + trickled_->grpc_address()));
   EXPECT_TRUE(trickled_->Alive());
+}
+
+TEST_F(AdminRpcTest, AHotStandbyAsTheTargetIsRefusedAtStartWithItsOwnMessage) {
+  // A read replica of the test server (pg_basebackup -R), streaming from it.
+  PostgresServerOptions options;
+  options.standby_of = &TestPostgres();
+  PostgresServer standby(options);
+  ASSERT_TRUE(standby.Start().ok());
+  auto replica = standby.Connect();
+  ASSERT_TRUE(replica.ok()) << replica.status();
+  auto in_recovery = (*replica)->Exec("SELECT pg_is_in_recovery()");
+  ASSERT_TRUE(in_recovery.ok());
+  ASSERT_EQ(in_recovery->Get(0, 0), "t");
+
+  TrickledOptions trickled;
+  trickled.name = prefix_ + "_standby";
+  trickled.dsn = standby.Dsn();
+  trickled.fresh_catalog = false;
+  auto started = TrickledProcess::Start(trickled);
+  ASSERT_FALSE(started.ok());
+  std::string log(started.status().message());
+  EXPECT_THAT(log, HasSubstr("is a hot standby (read replica)"));
+  EXPECT_THAT(log, HasSubstr("point --dsn at the primary"));
+  // Not PostgreSQL's own message leaking through.
+  EXPECT_THAT(log, Not(HasSubstr("recovery is in progress")));
+  EXPECT_THAT(log, Not(HasSubstr("read-only transaction")));
 }
 
 }  // namespace

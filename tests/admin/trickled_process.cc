@@ -95,7 +95,7 @@ absl::StatusOr<std::unique_ptr<TrickledProcess>> TrickledProcess::Start(Trickled
   p->slot_ = "slot_" + options.name;
   p->publication_ = "pub_" + options.name;
   std::vector<std::string> args = {TRICKLED_PATH,
-                                   "--dsn=" + TestPostgres().Dsn(),
+                                   "--dsn=" + (options.dsn.empty() ? TestPostgres().Dsn() : options.dsn),
                                    "--data-dir=" + p->data_dir_,
                                    "--slot-name=" + p->slot_,
                                    "--publication-name=" + p->publication_,

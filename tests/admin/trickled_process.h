@@ -20,6 +20,8 @@ namespace trickle::testing {
 struct TrickledOptions {
   // Names the slot, publication and data dir (unique per test).
   std::string name;
+  // The database trickled serves; empty = the test PostgreSQL's "postgres".
+  std::string dsn;
   // Bearer token (passed through TRICKLE_AUTH_TOKEN); empty = none.
   std::string auth_token;
   std::vector<std::string> extra_args;

@@ -93,10 +93,20 @@ absl::Status PostgresServer::Start() {
     }
   }
   std::string bin = BinDir();
-  TRICKLE_RETURN_IF_ERROR(RunAsServerUser(absl::StrCat(
-      bin, "/initdb -D ", ShellQuote(data_dir_),
-      " -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 > ", ShellQuote(dir_),
-      "/initdb.log 2>&1")));
+  if (options_.standby_of != nullptr) {
+    // A copy of the primary that streams from it (-R: standby.signal and
+    // primary_conninfo); its own port and socket directory come below.
+    const PostgresServer& primary = *options_.standby_of;
+    TRICKLE_RETURN_IF_ERROR(RunAsServerUser(absl::StrCat(
+        bin, "/pg_basebackup -R -X stream -c fast -D ", ShellQuote(data_dir_), " -h ",
+        ShellQuote(primary.socket_dir()), " -p ", primary.port(), " -U postgres > ", ShellQuote(dir_),
+        "/basebackup.log 2>&1")));
+  } else {
+    TRICKLE_RETURN_IF_ERROR(RunAsServerUser(absl::StrCat(
+        bin, "/initdb -D ", ShellQuote(data_dir_),
+        " -U postgres --auth=trust --no-sync -E UTF8 --locale=C.UTF-8 > ", ShellQuote(dir_),
+        "/initdb.log 2>&1")));
+  }
   std::map<std::string, std::string> settings = {
       {"wal_level", "logical"},
       {"max_replication_slots", "20"},
@@ -116,7 +126,8 @@ absl::Status PostgresServer::Start() {
     std::ofstream conf(data_dir_ + "/postgresql.conf", std::ios::app);
     for (const auto& [k, v] : settings) conf << k << " = " << v << "\n";
   }
-  TRICKLE_RETURN_IF_ERROR(SetXidPosition());
+  // A standby has the primary's xid position already.
+  if (options_.standby_of == nullptr) TRICKLE_RETURN_IF_ERROR(SetXidPosition());
   TRICKLE_RETURN_IF_ERROR(PgCtl("-w -t 60 start"));
   running_ = true;
   return absl::OkStatus();

@@ -29,6 +29,10 @@ struct PostgresServerOptions {
   // frozen before each (so initdb's rows and every database's frozen-xid
   // horizon stay in the past, as in a real database that old).
   uint32_t next_xid = 0;
+  // When set, the cluster is a hot standby of this (running) server: a
+  // pg_basebackup -R of it instead of initdb, streaming from it, read-only.
+  // Not owned; must outlive the standby.
+  const class PostgresServer* standby_of = nullptr;
 };
 
 class PostgresServer {
