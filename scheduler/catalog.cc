@@ -45,8 +45,8 @@ Status ParseStatus(absl::string_view s) {
 }
 
 // The migrations in order; index + 1 is the schema version.
-const absl::string_view kMigrations[] = {sql::kMigration001, sql::kMigration002,
-                                         sql::kMigration003, sql::kMigration004};
+const absl::string_view kMigrations[] = {sql::kMigration001, sql::kMigration002, sql::kMigration003,
+                                         sql::kMigration004, sql::kMigration005};
 
 constexpr char kSelectColumns[] =
     "SELECT id, schema_name, table_name, query, requested_mode, effective_mode, "
@@ -264,12 +264,17 @@ absl::Status RecordRefresh(PgConnection& conn, int64_t id, const Frontier& front
       conn.ExecParams(
               "UPDATE pgtrickle.stream_tables SET frontier = $2, needs_full = false,"
               " status = 'ACTIVE', last_error = NULL, consecutive_failures = 0,"
+              " refresh_count = refresh_count + 1,"
+              " full_count = full_count + ($5 = 'FULL')::int,"
+              " differential_count = differential_count + ($5 = 'DIFFERENTIAL')::int,"
+              " refresh_duration_ms = refresh_duration_ms + $6::float8,"
               " last_refresh_at = clock_timestamp(), data_snapshot_time = $3::timestamptz,"
               " last_change_commit_time = coalesce("
               "   timestamptz '2000-01-01 00:00:00+00' + ($4::bigint * interval '1 microsecond'),"
               "   last_change_commit_time)"
               " WHERE id = $1",
-              {std::to_string(id), frontier.Encode(), std::string(started_at), commit_time})
+              {std::to_string(id), frontier.Encode(), std::string(started_at), commit_time, h.action,
+               std::to_string(h.duration_ms)})
           .status());
   return conn
       .ExecParams(
@@ -283,6 +288,11 @@ absl::Status RecordRefresh(PgConnection& conn, int64_t id, const Frontier& front
 }
 
 absl::Status RecordNoData(PgConnection& conn, int64_t id, double duration_ms) {
+  TRICKLE_RETURN_IF_ERROR(
+      conn.ExecParams("UPDATE pgtrickle.stream_tables SET refresh_count = refresh_count + 1,"
+                      " refresh_duration_ms = refresh_duration_ms + $2::float8 WHERE id = $1",
+                      {std::to_string(id), std::to_string(duration_ms)})
+          .status());
   return conn
       .ExecParams("INSERT INTO pgtrickle.refresh_history (stream_table_id, started_at, action, duration_ms)"
                   " VALUES ($1, clock_timestamp() - $2::float8 * interval '1 millisecond', 'NO_DATA', $2)",
@@ -294,7 +304,7 @@ absl::Status RecordFailure(PgConnection& conn, int64_t id, const HistoryRow& h, 
   TRICKLE_RETURN_IF_ERROR(
       conn.ExecParams(
               "UPDATE pgtrickle.stream_tables SET consecutive_failures = consecutive_failures + 1,"
-              " last_error = $2,"
+              " failure_count = failure_count + 1, last_error = $2,"
               " status = CASE WHEN consecutive_failures + 1 >= $3 THEN 'ERROR' ELSE status END"
               " WHERE id = $1",
               {std::to_string(id), h.error, std::to_string(max_failures)})

@@ -77,6 +77,13 @@ ABSL_FLAG(int, max_consecutive_failures, 5,
           "(definite errors such as a dropped source do so at once; an outage of the database or "
           "of the replication stream never does). Default 5. "
           "Env TRICKLE_MAX_CONSECUTIVE_FAILURES.");
+ABSL_FLAG(int, history_retention_days, 7,
+          "Refresh history (pgtrickle.refresh_history) older than this many days is deleted in the "
+          "background (0 = keep any age). The newest successful FULL refresh of each stream table is "
+          "kept. Default 7. Restart to change. Env TRICKLE_HISTORY_RETENTION_DAYS.");
+ABSL_FLAG(int64_t, history_max_rows, 1000,
+          "At most this many refresh-history rows are kept per stream table, the newest (0 = no "
+          "limit). Default 1000. Restart to change. Env TRICKLE_HISTORY_MAX_ROWS.");
 ABSL_FLAG(absl::Duration, debounce, absl::Milliseconds(10),
           "How long an on-change stream table waits after the first change arrives, to coalesce "
           "bursts. Default 10ms. Env TRICKLE_DEBOUNCE.");
@@ -89,7 +96,7 @@ constexpr const char* kEnvFlags[] = {"dsn",           "slot_name",        "publi
                                      "set_replica_identity", "recreate_lost_slot", "protocol_version",
                                      "status_interval", "sync_interval",
                                      "max_parallel_workers", "max_consecutive_failures",
-                                     "debounce",
+                                     "debounce", "history_retention_days", "history_max_rows",
                                      "grpc_address",  "http_address",     "auth_token_file"};
 
 // The admin RPC's token: from the file, or TRICKLE_AUTH_TOKEN (not both).
@@ -177,6 +184,12 @@ absl::StatusOr<ServiceConfig> ParseConfig(int argc, char** argv) {
   config.max_parallel_workers = absl::GetFlag(FLAGS_max_parallel_workers);
   config.max_consecutive_failures = absl::GetFlag(FLAGS_max_consecutive_failures);
   config.debounce = absl::GetFlag(FLAGS_debounce);
+  config.history_retention_days = absl::GetFlag(FLAGS_history_retention_days);
+  config.history_max_rows = absl::GetFlag(FLAGS_history_max_rows);
+  if (config.history_retention_days < 0 || config.history_max_rows < 0) {
+    return absl::InvalidArgumentError(
+        "--history-retention-days and --history-max-rows must not be negative (0 = no limit)");
+  }
   if (config.max_parallel_workers < 0 || config.max_parallel_workers > 32) {
     return absl::InvalidArgumentError(absl::StrCat("--max-parallel-workers=", config.max_parallel_workers,
                                                    " is outside 0..32"));

@@ -26,6 +26,9 @@ struct ServiceConfig {
   int max_parallel_workers = 2;
   int max_consecutive_failures = 5;
   absl::Duration debounce;
+  // Refresh-history retention (0 = no limit of that kind).
+  int history_retention_days = 7;
+  int64_t history_max_rows = 1000;
   // Admin RPC and HTTP endpoints ("" disables one).
   std::string grpc_address;
   std::string http_address;

@@ -20,6 +20,7 @@
 #include "service/fence.h"
 #include "service/http_server.h"
 #include "service/status_collector.h"
+#include "scheduler/history_retention.h"
 #include "scheduler/stream_table_manager.h"
 #include "spdlog/spdlog.h"
 #include "storage/change_log.h"
@@ -173,6 +174,12 @@ absl::Status Run(const ServiceConfig& config) {
   status.SetWorkers(std::max(1, config.max_parallel_workers));  // 0 = one, in the coordinator
   status.Start();
   std::thread refresh_thread([&] { (*manager)->RunScheduler(g_stop); });
+  scheduler::HistoryRetentionOptions retention_options;
+  retention_options.dsn = config.dsn;
+  retention_options.max_age = absl::Hours(24) * config.history_retention_days;
+  retention_options.max_rows_per_stream_table = config.history_max_rows;
+  scheduler::HistoryRetention retention(retention_options);
+  std::thread retention_thread([&] { retention.Run(g_stop); });
 
   // Progress once in a while, so an operator sees the capture move.
   uint64_t last_txns = 0;
@@ -200,6 +207,7 @@ absl::Status Run(const ServiceConfig& config) {
   // in flight (in the coordinator or the worker pool) commit or roll back
   // while the stream still brings their fences in.
   refresh_thread.join();
+  retention_thread.join();
   listener = nullptr;
   manager->reset();
   spdlog::info("refreshes stopped in {}", absl::FormatDuration(absl::Now() - stopping));

@@ -32,6 +32,8 @@ INVALID = {
     "TRICKLE_MAX_PARALLEL_WORKERS": ("33", "--max-parallel-workers=33"),
     "TRICKLE_MAX_CONSECUTIVE_FAILURES": ("0", "--max-consecutive-failures"),
     "TRICKLE_DEBOUNCE": ("soon", "TRICKLE_DEBOUNCE"),
+    "TRICKLE_HISTORY_RETENTION_DAYS": ("-1", "--history-retention-days"),
+    "TRICKLE_HISTORY_MAX_ROWS": ("-1", "--history-max-rows"),
     "TRICKLE_GRPC_ADDRESS": ("7433", "--grpc-address=7433"),
 }
 # Read, but not checked before trickled binds it (after connecting):

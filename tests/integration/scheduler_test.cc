@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "scheduler/history_retention.h"
 #include "scheduler/stream_table_manager.h"
 #include "service/fence.h"
 #include "tests/integration/capture_fixture.h"
@@ -472,6 +473,69 @@ TEST_F(SchedulerTest, ChangeStillRunningInTheSnapshotIsAppliedWithoutAnotherChan
     differences = OracleDifferences("sc_xip_st", q);
   }
   EXPECT_EQ(differences, 0) << "the change stayed unapplied";
+}
+
+TEST_F(SchedulerTest, HistoryRetentionTrimsByRowsAndAgeInTheBackgroundAndKeepsTheCounters) {
+  Start("sc_retention", {});
+  Exec("CREATE TABLE sc_ret_src (id serial PRIMARY KEY, v int);"
+       "INSERT INTO sc_ret_src (v) SELECT g FROM generate_series(1, 20) g;");
+  for (const char* st : {"sc_ret_a", "sc_ret_b"}) {
+    ASSERT_TRUE(manager_->Create({st, "SELECT v % 3 AS k, sum(v) AS s FROM sc_ret_src GROUP BY 1",
+                                  delta::RefreshMode::kDifferential, "1h", false}).ok());
+  }
+  // 12 differential refreshes each, after the initial FULL.
+  for (int i = 0; i < 12; ++i) {
+    Exec(absl::StrCat("INSERT INTO sc_ret_src (v) VALUES (", i, ")"));
+    for (const char* st : {"sc_ret_a", "sc_ret_b"}) ASSERT_TRUE(manager_->RefreshNow(st).ok());
+  }
+  const std::string counters =
+      "SELECT string_agg(table_name || ':' || refresh_count || '/' || full_count || '/' || differential_count"
+      " || '/' || failure_count, ' ' ORDER BY table_name) FROM pgtrickle.pg_stat_stream_tables";
+  std::string before = Text(counters);
+  EXPECT_EQ(before, "sc_ret_a:13/1/12/0 sc_ret_b:13/1/12/0");
+  const std::string rows_per_st =
+      "SELECT string_agg(n::text, ',' ORDER BY n) FROM (SELECT count(*) AS n FROM pgtrickle.refresh_history"
+      " GROUP BY stream_table_id) c";
+  EXPECT_EQ(Text(rows_per_st), "13,13");
+
+  // At most 5 rows each: the newest 5, and the FULL that AUTO compares with.
+  scheduler::HistoryRetentionOptions retention;
+  retention.dsn = TestPostgres().Dsn();
+  retention.max_age = absl::ZeroDuration();
+  retention.max_rows_per_stream_table = 5;
+  retention.batch_rows = 4;  // several batches
+  auto trimmed = scheduler::TrimHistory(sql(), retention);
+  ASSERT_TRUE(trimmed.ok()) << trimmed.status();
+  EXPECT_EQ(*trimmed, 2 * (13 - 6));
+  EXPECT_EQ(Text(rows_per_st), "6,6");
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pgtrickle.refresh_history WHERE action = 'FULL'"), 2);
+  EXPECT_EQ(Text(counters), before) << "trimming history must not change the counters";
+
+  // By age, in the background: rows finished 8 days ago go (a 7-day limit),
+  // except each stream table's last FULL; the newest rows stay.
+  Exec("UPDATE pgtrickle.refresh_history SET finished_at = now() - interval '8 days',"
+       " started_at = now() - interval '8 days'"
+       " WHERE id NOT IN (SELECT max(id) FROM pgtrickle.refresh_history GROUP BY stream_table_id)");
+  retention.max_age = absl::Hours(7 * 24);
+  retention.max_rows_per_stream_table = 0;
+  retention.interval = absl::Milliseconds(50);
+  std::atomic<bool> stop{false};
+  scheduler::HistoryRetention background(retention);
+  std::thread trimmer([&] { background.Run(stop); });
+  int64_t left = -1;
+  for (int i = 0; i < 500 && left != 4; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+    left = Scalar("SELECT count(*) FROM pgtrickle.refresh_history");
+  }
+  stop = true;
+  trimmer.join();
+  EXPECT_EQ(left, 4) << "each stream table keeps its newest row and its last FULL";
+  EXPECT_EQ(Scalar("SELECT count(*) FROM pgtrickle.refresh_history WHERE action = 'FULL'"), 2);
+  EXPECT_EQ(Text(counters), before);
+  // Refreshes go on counting from there.
+  Exec("INSERT INTO sc_ret_src (v) VALUES (100)");
+  ASSERT_TRUE(manager_->RefreshNow("sc_ret_a").ok());
+  EXPECT_EQ(Text(counters), "sc_ret_a:14/1/13/0 sc_ret_b:13/1/12/0");
 }
 
 }  // namespace
