@@ -17,6 +17,7 @@
 #include "delta/lowering.h"
 #include "delta/operator_tree.h"
 #include "delta/pg_parser.h"
+#include "delta/rewrite.h"
 #include "delta/sql_builder.h"
 
 namespace trickle::delta {
@@ -1091,6 +1092,23 @@ absl::StatusOr<QueryReferences> ListQueryReferences(const std::string& query) {
   return refs;
 }
 
+absl::StatusOr<std::string> RewrittenQuery(const std::string& query, const CatalogFacts& facts,
+                                           std::vector<std::string>* notes) {
+  TRICKLE_ASSIGN_OR_RETURN(pg_query::ParseResult parsed, ParseSql(query));
+  if (parsed.stmts_size() != 1 || !parsed.stmts(0).stmt().has_select_stmt()) {
+    return absl::InvalidArgumentError("the query must be exactly one SELECT statement");
+  }
+  std::vector<RewriteNote> rewrites;
+  TRICKLE_ASSIGN_OR_RETURN(Node out, RewriteQuery(parsed.stmts(0).stmt(), facts, &rewrites));
+  if (notes != nullptr) {
+    for (const auto& r : rewrites) {
+      int position = CharPosition(query, r.location);
+      notes->push_back(position > 0 ? absl::StrCat(r.what, " (position ", position, ")") : r.what);
+    }
+  }
+  return DeparseStatement(out);
+}
+
 absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const CatalogFacts& facts,
                                          const PlanOptions& options) {
   if (spec.name.empty()) return absl::InvalidArgumentError("stream table name is empty");
@@ -1107,8 +1125,14 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
   }
   const Node& stmt = parsed->stmts(0).stmt();
 
+  std::vector<RewriteNote> rewrites;
+  auto rewritten = RewriteQuery(stmt, facts, &rewrites);
+  if (!rewritten.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("defining query of stream table ", st_name, ": ",
+                                                   rewritten.status().message()));
+  }
   UnsupportedConstruct unsupported;
-  auto lowered = LowerQuery(stmt, facts, &unsupported);
+  auto lowered = LowerQuery(*rewritten, facts, &unsupported);
   auto not_differential = [&](const std::string& construct,
                               int position) -> absl::StatusOr<DeltaPlan> {
     if (spec.mode == RefreshMode::kDifferential) {
@@ -1228,6 +1252,11 @@ absl::StatusOr<DeltaPlan> BuildDeltaPlan(const StreamTableSpec& spec, const Cata
         0);
   }
   plan.explain_tree = ExplainOp(*q.root, q.sources, sp.strategy_overrides);
+  for (const auto& r : rewrites) {
+    int position = CharPosition(spec.query, r.location);
+    absl::StrAppend(&plan.explanation, "rewrite: ", r.what,
+                    position > 0 ? absl::StrCat(" (position ", position, ")") : "", "\n");
+  }
   ExplainText(plan.explain_tree, 0, &plan.explanation);
   absl::StrAppend(&plan.explanation, "apply: ", sp.mode, "; identity (",
                   absl::StrJoin(plan.identity_columns, ", "), ")",

@@ -182,6 +182,13 @@ struct DeltaPlan {
   std::string explanation;  // explain_tree as indented text, plus the apply strategy
 };
 
+// The query after the rewrites that run before lowering (delta/rewrite.h:
+// correlated subqueries decorrelated, ...), deparsed; `notes`, when given,
+// receives one line per rewrite. For tests and explanations: BuildDeltaPlan
+// applies the same rewrites itself.
+absl::StatusOr<std::string> RewrittenQuery(const std::string& query, const CatalogFacts& facts,
+                                           std::vector<std::string>* notes = nullptr);
+
 // Builds the plan. Errors:
 //  * InvalidArgumentError for a query that does not parse, is not a single
 //    SELECT, references an unknown relation or column, and (mode

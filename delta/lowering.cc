@@ -735,15 +735,7 @@ absl::StatusOr<Resolved> Lowerer::Resolve(const pg_query::ColumnRef& ref, const 
 }
 
 bool Lowerer::IsAggregate(const pg_query::FuncCall& call) const {
-  if (call.has_over()) return false;
-  if (call.agg_within_group() || call.agg_star() || call.agg_distinct() ||
-      call.agg_order_size() > 0 || call.has_agg_filter()) {
-    return true;
-  }
-  std::string name = FunctionName(call);
-  auto it = facts_.functions.find(name);
-  if (it != facts_.functions.end()) return it->second.is_aggregate;
-  return BuiltinAggregates().count(name) > 0;
+  return IsAggregateCall(call, facts_);
 }
 
 absl::Status Lowerer::CheckFunction(const pg_query::FuncCall& call, const Node& node,
@@ -1566,10 +1558,14 @@ absl::StatusOr<std::unique_ptr<Op>> Lowerer::LowerAggregateBlock(
       auto* fc = bound_call.mutable_func_call();
       for (auto& a : *fc->mutable_args()) {
         bool nested = false;
-        (void)WalkNodes(&a, [&](Node* x) -> absl::StatusOr<bool> {
-          if (x->has_func_call() && IsAggregate(x->func_call())) nested = true;
-          return true;
-        });
+        // A subquery's aggregates are its own.
+        if (!a.has_sub_link()) {
+          (void)WalkNodes(&a, [&](Node* x) -> absl::StatusOr<bool> {
+            if (x->has_sub_link()) return false;
+            if (x->has_func_call() && IsAggregate(x->func_call())) nested = true;
+            return true;
+          });
+        }
         if (nested || (a.has_func_call() && IsAggregate(a.func_call()))) {
           return absl::InvalidArgumentError("aggregate function calls cannot be nested");
         }
@@ -2133,6 +2129,18 @@ std::string FigureColname(const Node& expr) {
   };
   figure(expr);
   return name.empty() ? "?column?" : name;
+}
+
+bool IsAggregateCall(const pg_query::FuncCall& call, const CatalogFacts& facts) {
+  if (call.has_over()) return false;
+  if (call.agg_within_group() || call.agg_star() || call.agg_distinct() ||
+      call.agg_order_size() > 0 || call.has_agg_filter()) {
+    return true;
+  }
+  std::string name = FunctionName(call);
+  auto it = facts.functions.find(name);
+  if (it != facts.functions.end()) return it->second.is_aggregate;
+  return BuiltinAggregates().count(name) > 0;
 }
 
 absl::StatusOr<LoweredQuery> LowerQuery(const Node& select_stmt, const CatalogFacts& facts,

@@ -52,6 +52,11 @@ std::string FigureColname(const pg_query::Node& expr);
 // The unqualified name of a FuncCall, as the parser spells it.
 std::string FunctionName(const pg_query::FuncCall& call);
 
+// Whether a call is an aggregate (not a window call): by its syntax
+// (count(*), DISTINCT, ORDER BY, FILTER, WITHIN GROUP), else by the catalog
+// facts, else by a built-in list of aggregate names.
+bool IsAggregateCall(const pg_query::FuncCall& call, const CatalogFacts& facts);
+
 // Calls `fn` on every Node under `message`, pre-order. `fn` returns true to
 // descend into the node, false to skip its children (it may have replaced
 // the node in place).

@@ -4,9 +4,6 @@
 //   -- mode: AUTO | DIFFERENTIAL | FULL
 // and continues with the plan as rendered below. Regenerate after an
 // intended change with TRICKLE_UPDATE_GOLDEN=1 and review the diff.
-#include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -14,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "delta/delta_engine.h"
 #include "gtest/gtest.h"
+#include "tests/delta/golden_files.h"
 #include "tests/delta/test_facts.h"
 
 namespace trickle::delta {
@@ -30,23 +28,11 @@ std::string Render(const std::string& header, const DeltaPlan& plan) {
   return out;
 }
 
-std::vector<std::string> GoldenFiles() {
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(TRICKLE_DELTA_GOLDEN_DIR)) {
-    if (e.path().extension() == ".sql") files.push_back(e.path().filename().string());
-  }
-  std::sort(files.begin(), files.end());
-  return files;
-}
-
 class GoldenTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(GoldenTest, PlanMatches) {
   const std::string path = std::string(TRICKLE_DELTA_GOLDEN_DIR) + "/" + GetParam();
-  std::ifstream in(path);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string text = buf.str();
+  const std::string text = testing::ReadText(path);
   std::istringstream lines(text);
   std::string query_line, mode_line;
   std::getline(lines, query_line);
@@ -61,22 +47,14 @@ TEST_P(GoldenTest, PlanMatches) {
   auto plan = BuildDeltaPlan({"st", "t", query, mode}, testing::ShopFacts());
   ASSERT_TRUE(plan.ok()) << plan.status();
   std::string rendered = Render(absl::StrCat(query_line, "\n", mode_line, "\n"), *plan);
-  if (std::getenv("TRICKLE_UPDATE_GOLDEN") != nullptr) {
-    std::ofstream(path) << rendered;
-    GTEST_SKIP() << "rewrote " << path;
-  }
-  EXPECT_EQ(rendered, text)
-      << "golden file " << path
-      << " differs; if the change is intended, rerun with TRICKLE_UPDATE_GOLDEN=1";
+  if (testing::UpdateGolden(path, rendered)) GTEST_SKIP() << "rewrote " << path;
+  EXPECT_EQ(rendered, text) << "golden file " << path << testing::kGoldenDiffers;
 }
 
-INSTANTIATE_TEST_SUITE_P(Golden, GoldenTest, ::testing::ValuesIn(GoldenFiles()),
+INSTANTIATE_TEST_SUITE_P(Golden, GoldenTest,
+                         ::testing::ValuesIn(testing::SqlFilesIn(TRICKLE_DELTA_GOLDEN_DIR)),
                          [](const ::testing::TestParamInfo<std::string>& info) {
-                           std::string n = info.param.substr(0, info.param.size() - 4);
-                           for (char& c : n) {
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           }
-                           return n;
+                           return testing::GoldenTestName(info.param);
                          });
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/status_macros.h"
 #include "delta/catalog_adapter.h"
 #include "tests/delta/random_choice.h"
@@ -454,9 +456,9 @@ struct SuiteCase {
   const OracleCase* c = nullptr;
   DeltaPlan plan;
   bool differential = false;
-  bool active = false;  // still refreshed (not refused, not failed)
-  std::string st;       // st.<quoted name>
-  std::string cols;     // its visible columns, quoted
+  bool active = false;       // still refreshed (not refused, not failed)
+  std::string st;            // st.<quoted name>
+  std::string cols;          // its visible columns, quoted
   std::vector<int> sources;  // TrackedRelation indexes, in plan.sources order
   absl::Status status;
   OracleStats stats;
@@ -481,10 +483,10 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
     return out;
   };
   auto fail = [&](const OracleCase& c, const std::string& what) {
-    return absl::InternalError(absl::StrCat(
-        "case ", c.name, " seed ", options.seed, ": ", what, "\nquery: ", c.query,
-        "\nreplay: TRICKLE_ORACLE_SEED=", options.seed, " TRICKLE_ORACLE_CASE=", c.name, " ",
-        options.replay_command));
+    return absl::InternalError(
+        absl::StrCat("case ", c.name, " seed ", options.seed, ": ", what, "\nquery: ", c.query,
+                     "\nreplay: TRICKLE_ORACLE_SEED=", options.seed,
+                     " TRICKLE_ORACLE_CASE=", c.name, " ", options.replay_command));
   };
   auto fail_all = [&](const std::string& what) {
     for (size_t i = 0; i < run.size(); ++i) {
@@ -518,8 +520,8 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
                         [](const ColumnFacts& col) { return col.name.rfind("__pgt_", 0) == 0; });
           rel.key.clear();
         }
-        std::string name = absl::StrCat(conn.QuoteIdentifier(rel.schema), ".",
-                                        conn.QuoteIdentifier(rel.name));
+        std::string name =
+            absl::StrCat(conn.QuoteIdentifier(rel.schema), ".", conn.QuoteIdentifier(rel.name));
         int k = -1;
         for (size_t t = 0; t < tracked.size(); ++t) {
           if (tracked[t].name == name) k = t;
@@ -554,14 +556,15 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
                                     c.expect_differential ? "differential" : "full-refresh-only",
                                     " plan, got: ", r.plan.explanation));
       }
-      if (!r.differential && r.plan.full_refresh_reason.find(c.refused_because) == std::string::npos) {
-        return fail(c, absl::StrCat("expected the full-refresh reason to name \"", c.refused_because,
-                                    "\", got: ", r.plan.full_refresh_reason));
+      if (!r.differential &&
+          r.plan.full_refresh_reason.find(c.refused_because) == std::string::npos) {
+        return fail(c, absl::StrCat("expected the full-refresh reason to name \"",
+                                    c.refused_because, "\", got: ", r.plan.full_refresh_reason));
       }
       r.stats.explanation = r.plan.explanation;
       for (const auto& src : r.plan.sources) {
-        std::string name = absl::StrCat(conn.QuoteIdentifier(src.schema), ".",
-                                        conn.QuoteIdentifier(src.name));
+        std::string name =
+            absl::StrCat(conn.QuoteIdentifier(src.schema), ".", conn.QuoteIdentifier(src.name));
         for (size_t t = 0; t < tracked.size(); ++t) {
           if (tracked[t].name == name) r.sources.push_back(t);
         }
@@ -578,10 +581,12 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
         return fail(c, absl::StrCat("full refresh: ", s.ToString()));
       }
       auto diff = OracleDiff(conn, r.st, r.cols, c.query);
-      if (!diff.ok()) return fail(c, absl::StrCat("oracle query failed: ", diff.status().ToString()));
+      if (!diff.ok())
+        return fail(c, absl::StrCat("oracle query failed: ", diff.status().ToString()));
       if (!diff->empty()) {
         return fail(c, absl::StrCat("after the initial full refresh: stream table differs from the "
-                                    "query:\n", *diff));
+                                    "query:\n",
+                                    *diff));
       }
       r.active = true;
       return absl::OkStatus();
@@ -622,12 +627,14 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
         for (int t : r.sources) {
           if (tracked[t].delta_ready) continue;
           const TrackedRelation& tr = tracked[t];
-          auto s = Exec(conn, absl::StrCat(
-              "CREATE TEMP TABLE delta_", t,
-              " ON COMMIT DROP AS SELECT 'D'::\"char\" AS __op, * FROM (SELECT * FROM before_", t,
-              " EXCEPT ALL SELECT ", tr.columns, " FROM ", tr.name,
-              ") x UNION ALL SELECT 'I'::\"char\", * FROM (SELECT ", tr.columns, " FROM ", tr.name,
-              " EXCEPT ALL SELECT * FROM before_", t, ") y; ANALYZE delta_", t));
+          auto s = Exec(
+              conn,
+              absl::StrCat(
+                  "CREATE TEMP TABLE delta_", t,
+                  " ON COMMIT DROP AS SELECT 'D'::\"char\" AS __op, * FROM (SELECT * FROM before_",
+                  t, " EXCEPT ALL SELECT ", tr.columns, " FROM ", tr.name,
+                  ") x UNION ALL SELECT 'I'::\"char\", * FROM (SELECT ", tr.columns, " FROM ",
+                  tr.name, " EXCEPT ALL SELECT * FROM before_", t, ") y; ANALYZE delta_", t));
           if (!s.ok()) {
             (void)conn.Exec("ROLLBACK");
             return fail_all(absl::StrCat(when, ": filling a delta table: ", s.ToString()));
@@ -636,8 +643,13 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
         }
       }
       if (auto s = Exec(conn, "SAVEPOINT oracle_case"); !s.ok()) return fail_all(s.ToString());
+      const absl::Time start = absl::Now();
       absl::Status s = [&]() -> absl::Status {
-        if (!r.differential) return RunStatements(conn, r.plan.full_refresh_sql, options.verbose);
+        if (!r.differential) {
+          TRICKLE_RETURN_IF_ERROR(RunStatements(conn, r.plan.full_refresh_sql, options.verbose));
+          r.stats.refresh_ms += absl::ToDoubleMilliseconds(absl::Now() - start);
+          return absl::OkStatus();
+        }
         for (int t : r.sources) {
           TRICKLE_ASSIGN_OR_RETURN(int64_t n,
                                    Scalar(conn, absl::StrCat("SELECT count(*) FROM delta_", t)));
@@ -647,11 +659,13 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
         // whose stored values change (an update counts once, as a delete plus
         // an insert in the difference of the table's contents).
         const std::string all = QuotedColumns(conn, r.plan, true);
-        TRICKLE_RETURN_IF_ERROR(Exec(conn, absl::StrCat("CREATE TEMP TABLE st_before_", i,
-                                                        " ON COMMIT DROP AS SELECT ", all,
-                                                        " FROM ", r.st)));
+        TRICKLE_RETURN_IF_ERROR(
+            Exec(conn, absl::StrCat("CREATE TEMP TABLE st_before_", i, " ON COMMIT DROP AS SELECT ",
+                                    all, " FROM ", r.st)));
         if (options.verbose) std::fprintf(stderr, "SQL> %s\n", r.plan.merge_sql.c_str());
+        const absl::Time merge_start = absl::Now();
         TRICKLE_ASSIGN_OR_RETURN(PgResult merged, conn.Exec(r.plan.merge_sql));
+        r.stats.refresh_ms += absl::ToDoubleMilliseconds(absl::Now() - merge_start);
         const std::string before = absl::StrCat("st_before_", i);
         TRICKLE_ASSIGN_OR_RETURN(
             int64_t changed,
@@ -674,8 +688,8 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
       } else {
         auto diff = OracleDiff(conn, r.st, r.cols, c.query);
         if (!diff.ok()) {
-          r.status = fail(c, absl::StrCat(when, ": oracle query failed: ",
-                                          diff.status().ToString()));
+          r.status =
+              fail(c, absl::StrCat(when, ": oracle query failed: ", diff.status().ToString()));
         } else if (!diff->empty()) {
           r.status = fail(c, absl::StrCat(when, ": stream table differs from the query:\n", *diff,
                                           "explanation:\n", r.plan.explanation, "delta SQL:\n",
@@ -687,7 +701,8 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
         if (auto x = Exec(conn, "ROLLBACK TO SAVEPOINT oracle_case"); !x.ok())
           return fail_all(x.ToString());
       }
-      if (auto x = Exec(conn, "RELEASE SAVEPOINT oracle_case"); !x.ok()) return fail_all(x.ToString());
+      if (auto x = Exec(conn, "RELEASE SAVEPOINT oracle_case"); !x.ok())
+        return fail_all(x.ToString());
       if (r.active) r.stats.batches = batch;
     }
     if (auto s = Exec(conn, "COMMIT"); !s.ok()) return fail_all(s.ToString());
@@ -697,10 +712,11 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
     if (!r.active || !r.differential) continue;
     // Hidden state too: the maintained table equals a fresh full refresh.
     const std::string all = QuotedColumns(conn, r.plan, true);
-    absl::Status s = Exec(
-        conn, absl::StrCat(
-                  "DROP TABLE IF EXISTS pg_temp.maintained; CREATE TEMP TABLE maintained AS SELECT ",
-                  all, " FROM ", r.st));
+    absl::Status s =
+        Exec(conn,
+             absl::StrCat(
+                 "DROP TABLE IF EXISTS pg_temp.maintained; CREATE TEMP TABLE maintained AS SELECT ",
+                 all, " FROM ", r.st));
     if (s.ok()) s = RunFullRefresh(conn, r.plan, options.verbose);
     if (!s.ok()) {
       (void)conn.Exec("ROLLBACK");
@@ -712,10 +728,12 @@ std::vector<absl::Status> RunOracleSuite(PgConnection& conn, const OracleDataset
     if (!diff.ok()) {
       r.status = fail(*r.c, diff.status().ToString());
     } else if (!diff->empty()) {
-      r.status = fail(*r.c, absl::StrCat(
-          "hidden state drifted from a fresh full refresh (\"stream table\" = maintained, "
-          "\"query\" = fresh):\n",
-          *diff, "explanation:\n", r.plan.explanation));
+      r.status =
+          fail(*r.c,
+               absl::StrCat(
+                   "hidden state drifted from a fresh full refresh (\"stream table\" = maintained, "
+                   "\"query\" = fresh):\n",
+                   *diff, "explanation:\n", r.plan.explanation));
     }
   }
   return finish();

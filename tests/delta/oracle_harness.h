@@ -59,6 +59,7 @@ struct OracleStats {
   int batches = 0;
   int64_t changed_rows = 0;  // total delta-table rows fed to the engine
   bool refused = false;      // refused in DIFFERENTIAL mode, as expected
+  double refresh_ms = 0;     // time in the refreshes after the first (MERGE or full refresh)
   std::string explanation;
 };
 

@@ -194,6 +194,39 @@ TEST(PlanTest, ArraySubqueryKeepsItsOrderBy) {
   EXPECT_THAT(distinct.status().message(), HasSubstr("ORDER BY expressions must appear"));
 }
 
+TEST(PlanTest, ScalarSubqueryInsideAnAggregateArgumentIsNotANestedAggregate) {
+  // PostgreSQL accepts an aggregate over a scalar subquery that aggregates;
+  // only an aggregate directly inside another one is an error.
+  auto plan = Plan("SELECT status, sum((SELECT count(*) FROM customers)) AS s FROM orders GROUP BY "
+                   "status");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(plan->explanation, HasSubstr("ScalarSubquery"));
+  auto nested = Plan("SELECT status, sum(count(*)) FROM orders GROUP BY status");
+  EXPECT_EQ(nested.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(nested.status().message(), HasSubstr("cannot be nested"));
+}
+
+TEST(PlanTest, CorrelatedScalarSubqueriesAreDecorrelatedIntoGroupedJoins) {
+  // In a WHERE comparison, NULL over no rows: an inner join on the key.
+  auto where = Plan("SELECT o.id FROM orders o WHERE o.amount > (SELECT avg(o2.amount) FROM orders "
+                    "o2 WHERE o2.cust_id = o.cust_id)");
+  ASSERT_TRUE(where.ok()) << where.status();
+  EXPECT_THAT(where->explanation,
+              HasSubstr("rewrite: correlated scalar subquery joined with a derived table grouped "
+                        "by (o2.cust_id) (position 44)"));
+  EXPECT_THAT(where->explanation,
+              HasSubstr("InnerJoin ON o.amount > __pgt_value AND __pgt_key1 = o.cust_id  [bilinear"));
+  EXPECT_THAT(where->explanation, HasSubstr("Aggregate GROUP BY o2.cust_id: avg(o2.amount)"));
+  // In the select list, count over no rows is 0: a LEFT JOIN and the
+  // subquery's own value over an empty input.
+  auto count = Plan("SELECT c.id, (SELECT count(*) FROM orders o WHERE o.cust_id = c.id) AS n FROM "
+                    "customers c");
+  ASSERT_TRUE(count.ok()) << count.status();
+  EXPECT_THAT(count->explanation, HasSubstr("LeftJoin ON __pgt_key1 = c.id"));
+  EXPECT_THAT(count->explanation, HasSubstr("ScalarSubquery"));
+  EXPECT_THAT(Names(count->columns, false), ElementsAre("id", "n"));
+}
+
 TEST(PlanTest, CtesAndSubqueriesAreInlined) {
   auto plan = Plan(
       "WITH p AS (SELECT * FROM orders WHERE status = 'paid') SELECT p.id FROM p JOIN p AS q ON "
@@ -244,7 +277,7 @@ TEST(PlanTest, UnsupportedConstructsAreNamedWithTheirPosition) {
        "recursive WITH", 1},
       {"SELECT o.id FROM orders o, LATERAL (SELECT * FROM customers c WHERE c.id = o.cust_id) x",
        "LATERAL subquery", 0},
-      {"SELECT id, (SELECT max(amount) FROM orders o2 WHERE o2.cust_id = o.cust_id) FROM orders o",
+      {"SELECT id, (SELECT max(amount) FROM orders o2 WHERE o2.id < o.id) FROM orders o",
        "correlated scalar subquery", 12},
       {"SELECT DISTINCT ON (status) status, id FROM orders", "DISTINCT ON", 21},
       {"SELECT c.id FROM customers c WHERE EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id "

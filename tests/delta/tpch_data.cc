@@ -41,8 +41,7 @@ struct Extent {
 
 absl::Status LoadTpch(PgConnection& conn, double sf) {
   for (const char* file : {"schema.sql", "generator.sql"}) {
-    TRICKLE_ASSIGN_OR_RETURN(std::string sql,
-                             ReadFile(absl::StrCat(TRICKLE_TPCH_DIR, "/", file)));
+    TRICKLE_ASSIGN_OR_RETURN(std::string sql, ReadFile(absl::StrCat(TRICKLE_TPCH_DIR, "/", file)));
     TRICKLE_RETURN_IF_ERROR(Exec(conn, "SET client_min_messages = warning;\n" + sql));
   }
   return Exec(conn, absl::StrFormat("SELECT tpch_gen.load(%g)", sf));
@@ -56,8 +55,8 @@ absl::StatusOr<std::vector<TpchQuery>> TpchQueries(double sf) {
   for (int n = 1; n <= 22; ++n) {
     TpchQuery q;
     q.name = absl::StrFormat("q%02d", n);
-    TRICKLE_ASSIGN_OR_RETURN(
-        std::string text, ReadFile(absl::StrCat(TRICKLE_TPCH_DIR, "/queries/", q.name, ".sql")));
+    TRICKLE_ASSIGN_OR_RETURN(std::string text,
+                             ReadFile(absl::StrCat(TRICKLE_TPCH_DIR, "/queries/", q.name, ".sql")));
     // Drop the comment lines at the top; the rest is the query.
     std::string query;
     std::istringstream lines(text);
@@ -74,11 +73,11 @@ absl::StatusOr<std::vector<TpchQuery>> TpchQueries(double sf) {
 }
 
 absl::Status ApplyTpchBatch(PgConnection& conn, std::mt19937_64& rng, const TpchBatchSize& size) {
-  TRICKLE_ASSIGN_OR_RETURN(
-      PgResult r, conn.Exec("SELECT parts, suppliers, customers,"
-                            " (SELECT coalesce(max(o_orderkey), 1) FROM tpch.orders),"
-                            " (SELECT coalesce(max(c_custkey), 1) FROM tpch.customer)"
-                            " FROM tpch_gen.size"));
+  TRICKLE_ASSIGN_OR_RETURN(PgResult r,
+                           conn.Exec("SELECT parts, suppliers, customers,"
+                                     " (SELECT coalesce(max(o_orderkey), 1) FROM tpch.orders),"
+                                     " (SELECT coalesce(max(c_custkey), 1) FROM tpch.customer)"
+                                     " FROM tpch_gen.size"));
   if (r.rows() != 1) return absl::FailedPreconditionError("tpch_gen.size has no row: load first");
   Extent e;
   e.parts = std::stoi(std::string(r.Get(0, 0)));
@@ -112,21 +111,21 @@ absl::Status ApplyTpchBatch(PgConnection& conn, std::mt19937_64& rng, const Tpch
 
   std::vector<std::string> sql;
   if (Chance(rng, 0.8)) {
-    sql.push_back(absl::StrCat("SELECT tpch_gen.rf1(", Uniform(rng, 1, size.new_orders), ", ",
-                               seed(), ")"));
+    sql.push_back(
+        absl::StrCat("SELECT tpch_gen.rf1(", Uniform(rng, 1, size.new_orders), ", ", seed(), ")"));
   }
   if (Chance(rng, 0.8)) {
     sql.push_back(absl::StrCat("SELECT tpch_gen.rf2(", Uniform(rng, 1, size.deleted_orders), ", ",
                                seed(), ")"));
   }
-  const std::vector<std::string> modes = {"'REG AIR'", "'AIR'", "'RAIL'", "'SHIP'",
+  const std::vector<std::string> modes = {"'REG AIR'", "'AIR'",  "'RAIL'", "'SHIP'",
                                           "'TRUCK'",   "'MAIL'", "'FOB'"};
   const std::vector<std::string> segments = {"'AUTOMOBILE'", "'BUILDING'", "'FURNITURE'",
                                              "'MACHINERY'", "'HOUSEHOLD'"};
   const std::vector<std::string> brands = {"'Brand#12'", "'Brand#23'", "'Brand#34'", "'Brand#45'",
                                            "'Brand#51'"};
-  const std::vector<std::string> containers = {"'SM CASE'", "'MED BOX'", "'MED CAN'", "'LG BOX'",
-                                               "'MED BAG'", "'WRAP JAR'"};
+  const std::vector<std::string> containers = {"'SM CASE'", "'MED BOX'", "'MED CAN'",
+                                               "'LG BOX'",  "'MED BAG'", "'WRAP JAR'"};
   const std::vector<std::string> types = {"'ECONOMY ANODIZED STEEL'", "'PROMO BRUSHED BRASS'",
                                           "'MEDIUM POLISHED TIN'", "'STANDARD PLATED BRASS'",
                                           "'LARGE BURNISHED COPPER'"};
@@ -134,10 +133,9 @@ absl::Status ApplyTpchBatch(PgConnection& conn, std::mt19937_64& rng, const Tpch
     switch (Uniform(rng, 0, 19)) {
       case 0: {  // quantity, and the price with it
         int q = Uniform(rng, 1, 50);
-        sql.push_back(absl::StrCat("UPDATE tpch.lineitem SET l_quantity = ", q,
-                                   ", l_extendedprice = (", q,
-                                   " * tpch_gen.retailprice(l_partkey))::numeric(12,2) WHERE ",
-                                   line()));
+        sql.push_back(
+            absl::StrCat("UPDATE tpch.lineitem SET l_quantity = ", q, ", l_extendedprice = (", q,
+                         " * tpch_gen.retailprice(l_partkey))::numeric(12,2) WHERE ", line()));
         break;
       }
       case 1:
@@ -146,11 +144,11 @@ absl::Status ApplyTpchBatch(PgConnection& conn, std::mt19937_64& rng, const Tpch
         break;
       case 2: {  // dates move across the queries' date ranges
         int k = Uniform(rng, -200, 200);
-        sql.push_back(absl::StrCat(
-            "UPDATE tpch.lineitem SET l_shipdate = l_shipdate + ", k,
-            ", l_commitdate = l_commitdate + ", Uniform(rng, -30, 30),
-            ", l_receiptdate = l_receiptdate + ", k, ", l_linestatus = CASE WHEN l_shipdate + ", k,
-            " > date '1995-06-17' THEN 'O' ELSE 'F' END WHERE ", line()));
+        sql.push_back(absl::StrCat("UPDATE tpch.lineitem SET l_shipdate = l_shipdate + ", k,
+                                   ", l_commitdate = l_commitdate + ", Uniform(rng, -30, 30),
+                                   ", l_receiptdate = l_receiptdate + ", k,
+                                   ", l_linestatus = CASE WHEN l_shipdate + ", k,
+                                   " > date '1995-06-17' THEN 'O' ELSE 'F' END WHERE ", line()));
         break;
       }
       case 3: {  // another part (and one of its suppliers): join keys change
@@ -190,11 +188,11 @@ absl::Status ApplyTpchBatch(PgConnection& conn, std::mt19937_64& rng, const Tpch
             ", o_totalprice = ", money(100000, 50000000), " WHERE o_orderkey = ", order()));
         break;
       case 9:
-        sql.push_back(absl::StrCat(
-            "UPDATE tpch.orders SET o_comment = ",
-            Pick<std::string>(rng, {"'special packages requests'", "'final deposits'",
-                                    "'even special requests'"}),
-            " WHERE o_orderkey = ", order()));
+        sql.push_back(
+            absl::StrCat("UPDATE tpch.orders SET o_comment = ",
+                         Pick<std::string>(rng, {"'special packages requests'", "'final deposits'",
+                                                 "'even special requests'"}),
+                         " WHERE o_orderkey = ", order()));
         break;
       case 10: {  // an order moves to a new key with its lineitems
         // Lineitems first: both statements then see the same order key k and
@@ -209,13 +207,13 @@ absl::Status ApplyTpchBatch(PgConnection& conn, std::mt19937_64& rng, const Tpch
       }
       case 11: {
         int n = Uniform(rng, 0, 24);
-        sql.push_back(absl::StrCat(
-            "UPDATE tpch.customer SET c_acctbal = ", money(-99999, 999999),
-            ", c_mktsegment = ", Pick(rng, segments),
-            Chance(rng, 0.5) ? absl::StrCat(", c_nationkey = ", n, ", c_phone = '", n + 10,
-                                            "' || substr(c_phone, 3)")
-                             : "",
-            " WHERE c_custkey = ", customer()));
+        sql.push_back(absl::StrCat("UPDATE tpch.customer SET c_acctbal = ", money(-99999, 999999),
+                                   ", c_mktsegment = ", Pick(rng, segments),
+                                   Chance(rng, 0.5)
+                                       ? absl::StrCat(", c_nationkey = ", n, ", c_phone = '",
+                                                      n + 10, "' || substr(c_phone, 3)")
+                                       : "",
+                                   " WHERE c_custkey = ", customer()));
         break;
       }
       case 12:
@@ -274,7 +272,8 @@ absl::Status ApplyTpchBatch(PgConnection& conn, std::mt19937_64& rng, const Tpch
         if (Chance(rng, 0.5)) {  // one more lineitem in an existing order
           sql.push_back(absl::StrCat(
               "INSERT INTO tpch.lineitem SELECT l_orderkey, l_partkey, l_suppkey,"
-              " (SELECT max(l_linenumber) + 1 FROM tpch.lineitem x WHERE x.l_orderkey = l.l_orderkey),"
+              " (SELECT max(l_linenumber) + 1 FROM tpch.lineitem x WHERE x.l_orderkey = "
+              "l.l_orderkey),"
               " l_quantity, l_extendedprice, l_discount, l_tax, l_returnflag, l_linestatus,"
               " l_shipdate, l_commitdate, l_receiptdate, l_shipinstruct, l_shipmode, l_comment"
               " FROM tpch.lineitem l WHERE ",

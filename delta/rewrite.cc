@@ -1,0 +1,13 @@
+#include "delta/rewrite.h"
+
+namespace trickle::delta {
+
+absl::StatusOr<pg_query::Node> RewriteQuery(const pg_query::Node& select_stmt,
+                                            const CatalogFacts& facts,
+                                            std::vector<RewriteNote>* notes) {
+  pg_query::Node out = select_stmt;
+  DecorrelateScalarSubqueries(&out, facts, notes);
+  return out;
+}
+
+}  // namespace trickle::delta

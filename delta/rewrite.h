@@ -1,0 +1,40 @@
+// Query rewrites: passes over the parse tree that run before lowering, each
+// turning a construct the operator tree has no rule for into an equivalent
+// query in constructs it has (so the delta rules see fewer shapes). One pass
+// per file, each pinned by its own golden files (tests/delta/rewrite_golden/):
+//
+//   rewrite_decorrelate.cc  correlated scalar subqueries -> a join with a
+//                           derived table grouped by the correlation keys
+//
+// A pass changes a query only where it can prove the result equal, SQL's NULL
+// rules included; everything else is left as written, and lowering then
+// names the construct it cannot maintain.
+//
+// Internal to delta/.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "delta/delta_engine.h"
+#include "pg_query.pb.h"
+
+namespace trickle::delta {
+
+// What a pass did, for the plan's explanation.
+struct RewriteNote {
+  std::string what;
+  int location = -1;  // byte offset into the query of the construct rewritten
+};
+
+// Runs every pass over a SelectStmt node.
+absl::StatusOr<pg_query::Node> RewriteQuery(const pg_query::Node& select_stmt,
+                                            const CatalogFacts& facts,
+                                            std::vector<RewriteNote>* notes);
+
+// rewrite_decorrelate.cc
+void DecorrelateScalarSubqueries(pg_query::Node* select_stmt, const CatalogFacts& facts,
+                                 std::vector<RewriteNote>* notes);
+
+}  // namespace trickle::delta

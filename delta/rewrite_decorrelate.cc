@@ -1,0 +1,584 @@
+// Decorrelation of scalar subqueries (the shape of TPC-H Q2, Q17, Q20).
+//
+//   SELECT ... FROM lineitem, part
+//   WHERE p_partkey = l_partkey
+//     AND l_quantity < (SELECT 0.2 * avg(l_quantity) FROM lineitem
+//                       WHERE l_partkey = p_partkey)
+// becomes
+//   SELECT ... FROM lineitem, part,
+//     (SELECT l_partkey AS __pgt_key1, 0.2 * avg(l_quantity) AS __pgt_value
+//      FROM lineitem GROUP BY l_partkey) __pgt_sq1
+//   WHERE p_partkey = l_partkey AND l_quantity < __pgt_sq1.__pgt_value
+//     AND __pgt_sq1.__pgt_key1 = p_partkey
+//
+// A subquery is decorrelated when its WHERE is a conjunction of predicates
+// over its own FROM and equalities `inner expression = outer expression`
+// (the correlation keys; no other reference to the outer block), and it
+// returns exactly one row per outer row for certain:
+//  * an aggregate without GROUP BY / HAVING: one row always. The derived
+//    table has one row per correlation key; an outer row whose key has no
+//    group gets what the aggregate gives over no rows. For a bare sum / avg
+//    / min / max (or arithmetic of one with numeric constants) that is NULL,
+//    which a LEFT JOIN gives; otherwise (count: 0, the "COUNT bug") the value
+//    is the subquery's own expression over an empty input,
+//    `CASE WHEN __pgt_rows IS NULL THEN (SELECT <expr> FROM <from> WHERE
+//    false) ELSE __pgt_value END`, where __pgt_rows counts the group's rows.
+//  * a lookup in one table whose primary key (or replica identity) the
+//    correlation equalities cover: at most one row, NULL when none.
+// A subquery that may return more than one row (an error at run time in
+// PostgreSQL) is not rewritten, so it stays refused: the rewrite never turns
+// that error into duplicated rows.
+//
+// Where the subquery sits decides the join:
+//  * a top-level WHERE conjunct `x <op> (subquery)` with a comparison
+//    operator, when the subquery gives NULL for a key without rows: an inner
+//    join (NULL compares to nothing, so the outer row goes either way). Its
+//    equalities join the WHERE, so lowering makes them the join's key.
+//  * anywhere else (select list, HAVING, inside OR / CASE / functions): a
+//    LEFT JOIN of the FROM item(s) the correlation reads with the derived
+//    table. In a grouped block the derived table's columns join the GROUP BY
+//    (they are functionally dependent on the grouped correlation keys; PG
+//    would reject the query otherwise).
+// Correlation keys match with the query's own `=`, so a NULL key matches no
+// group, exactly as in the subquery.
+//
+// Not rewritten (left to lowering, which refuses them): correlation other
+// than equality, outer references outside the WHERE, subqueries with GROUP
+// BY, HAVING, DISTINCT, LIMIT, set operations or nested subqueries,
+// references two or more levels out, and blocks whose FROM names cannot be
+// told for certain.
+#include <algorithm>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "delta/lowering.h"
+#include "delta/pg_parser.h"
+#include "delta/rewrite.h"
+#include "delta/rewrite_scope.h"
+#include "delta/sql_builder.h"
+
+namespace trickle::delta {
+namespace {
+
+using pg_query::Node;
+namespace b = sqlb;
+
+constexpr char kKey[] = "__pgt_key";
+constexpr char kValue[] = "__pgt_value";
+constexpr char kRows[] = "__pgt_rows";
+
+bool IsComparison(const Node& n) {
+  if (!n.has_a_expr() || n.a_expr().kind() != pg_query::AEXPR_OP || n.a_expr().name_size() != 1 ||
+      !n.a_expr().has_lexpr()) {
+    return false;
+  }
+  static const std::set<std::string> kOps = {"=", "<>", "<", ">", "<=", ">="};
+  return kOps.count(n.a_expr().name(0).string().sval()) > 0;
+}
+
+bool IsScalarSublink(const Node& n) {
+  return n.has_sub_link() && n.sub_link().sub_link_type() == pg_query::EXPR_SUBLINK;
+}
+
+void SplitAnd(const Node& n, std::vector<Node>* out) {
+  if (n.has_bool_expr() && n.bool_expr().boolop() == pg_query::AND_EXPR) {
+    for (const auto& a : n.bool_expr().args()) SplitAnd(a, out);
+  } else {
+    out->push_back(n);
+  }
+}
+
+// A built-in aggregate that gives NULL over no rows (by name, as the engine
+// classifies every aggregate: a user's own aggregate named sum in another
+// schema is taken for the built-in one).
+bool NullOnEmptyAggregate(const Node& n, const CatalogFacts& facts) {
+  if (!n.has_func_call() || !IsAggregateCall(n.func_call(), facts)) return false;
+  const auto& call = n.func_call();
+  if (call.agg_star() || call.agg_within_group() || call.args_size() != 1) return false;
+  if (call.funcname_size() == 2 && call.funcname(0).string().sval() != "pg_catalog") return false;
+  static const std::set<std::string> kNames = {"sum", "avg", "min", "max"};
+  return kNames.count(FunctionName(call)) > 0;
+}
+
+bool NumericConstant(const Node& n) {
+  return n.has_a_const() && (n.a_const().has_ival() || n.a_const().has_fval());
+}
+
+// NULL whenever the subquery has no rows: a NULL-on-empty aggregate, cast,
+// or combined by + - * / with numeric constants or other such expressions
+// (strict operators: NULL in, NULL out).
+bool NullOnEmpty(const Node& n, const CatalogFacts& facts) {
+  if (n.has_type_cast()) return NullOnEmpty(n.type_cast().arg(), facts);
+  if (NullOnEmptyAggregate(n, facts)) return true;
+  if (n.has_a_expr() && n.a_expr().kind() == pg_query::AEXPR_OP && n.a_expr().name_size() == 1 &&
+      n.a_expr().has_lexpr()) {
+    static const std::set<std::string> kOps = {"+", "-", "*", "/"};
+    if (!kOps.count(n.a_expr().name(0).string().sval())) return false;
+    const Node& l = n.a_expr().lexpr();
+    const Node& r = n.a_expr().rexpr();
+    bool ln = NullOnEmpty(l, facts), rn = NullOnEmpty(r, facts);
+    return (ln && (rn || NumericConstant(r))) || (rn && NumericConstant(l));
+  }
+  return false;
+}
+
+// Whether `expr` has an aggregate call (not looking into subqueries), and
+// whether it reads a column outside every aggregate call.
+void ScanAggregates(const Node& expr, const CatalogFacts& facts, bool* aggregate,
+                    bool* bare_column) {
+  auto visit = [&](Node* n) -> absl::StatusOr<bool> {
+    if (n->has_sub_link()) return false;
+    if (n->has_func_call() && IsAggregateCall(n->func_call(), facts)) {
+      *aggregate = true;
+      return false;
+    }
+    if (n->has_column_ref()) *bare_column = true;
+    return true;
+  };
+  Node copy = expr;
+  auto descend = visit(&copy);
+  if (descend.ok() && *descend) (void)WalkNodes(&copy, visit);
+}
+
+// One correlation equality `inner = outer` (or `outer = inner`).
+struct Correlation {
+  Node inner;
+  Node outer;
+  bool inner_left = true;
+};
+
+// A subquery that can be decorrelated.
+struct Candidate {
+  std::vector<Correlation> keys;
+  std::vector<Node> local;  // its other WHERE conjuncts
+  bool aggregate = false;   // else a lookup by key
+  bool null_on_empty = false;
+};
+
+std::string Shown(const Node& expr) {
+  auto s = DeparseExpression(expr);
+  return s.ok() ? *s : "?";
+}
+
+class Decorrelator {
+ public:
+  Decorrelator(const CatalogFacts& facts, std::vector<RewriteNote>* notes)
+      : names_(facts), facts_(facts), notes_(notes) {}
+
+  // Rewrites every block under `s` (innermost first), then `s` itself.
+  void Block(pg_query::SelectStmt* s, const CteList& outer_ctes);
+
+ private:
+  void Children(pg_query::SelectStmt* s, const CteList& ctes);
+  void FromItems(Node* item, const CteList& ctes);
+  void SublinksIn(Node* expr, const CteList& ctes);
+  std::optional<Candidate> Analyze(const pg_query::SubLink& sl, const NameScope& outer,
+                                   const CteList& ctes) const;
+  Node DerivedTable(const pg_query::SelectStmt& sub, const Candidate& c, bool with_rows) const;
+  // The correlation equalities over the derived table `alias`.
+  std::vector<Node> JoinConditions(const Candidate& c, const std::string& alias) const;
+  // Replaces the scalar subqueries of the block that can be decorrelated.
+  void Level(pg_query::SelectStmt* s, const CteList& ctes);
+  // LEFT JOINs the derived table to the FROM item(s) the correlation reads;
+  // false when they cannot be found for certain.
+  bool LeftJoin(pg_query::SelectStmt* s, const CteList& ctes, const Candidate& c, Node derived,
+                const std::string& alias);
+
+  NameResolver names_;
+  const CatalogFacts& facts_;
+  std::vector<RewriteNote>* notes_;
+  int next_alias_ = 1;
+};
+
+void Decorrelator::SublinksIn(Node* expr, const CteList& ctes) {
+  auto visit = [&](Node* n) -> absl::StatusOr<bool> {
+    if (n->has_sub_link()) {
+      auto* sl = n->mutable_sub_link();
+      if (sl->subselect().has_select_stmt()) {
+        Block(sl->mutable_subselect()->mutable_select_stmt(), ctes);
+      }
+      if (sl->has_testexpr()) SublinksIn(sl->mutable_testexpr(), ctes);
+      return false;
+    }
+    return true;
+  };
+  auto descend = visit(expr);
+  if (descend.ok() && *descend) (void)WalkNodes(expr, visit);
+}
+
+void Decorrelator::FromItems(Node* item, const CteList& ctes) {
+  if (item->has_range_subselect() && item->range_subselect().subquery().has_select_stmt()) {
+    Block(item->mutable_range_subselect()->mutable_subquery()->mutable_select_stmt(), ctes);
+  } else if (item->has_join_expr()) {
+    FromItems(item->mutable_join_expr()->mutable_larg(), ctes);
+    FromItems(item->mutable_join_expr()->mutable_rarg(), ctes);
+  }
+}
+
+void Decorrelator::Children(pg_query::SelectStmt* s, const CteList& ctes) {
+  for (auto& item : *s->mutable_from_clause()) FromItems(&item, ctes);
+  if (s->has_where_clause()) SublinksIn(s->mutable_where_clause(), ctes);
+  for (auto& t : *s->mutable_target_list()) SublinksIn(&t, ctes);
+  if (s->has_having_clause()) SublinksIn(s->mutable_having_clause(), ctes);
+}
+
+void Decorrelator::Block(pg_query::SelectStmt* s, const CteList& outer_ctes) {
+  if (s->has_with_clause()) {
+    if (s->with_clause().recursive()) return;
+    CteList before = outer_ctes;
+    for (auto& c : *s->mutable_with_clause()->mutable_ctes()) {
+      auto* cte = c.mutable_common_table_expr();
+      if (cte->ctequery().has_select_stmt()) {
+        Block(cte->mutable_ctequery()->mutable_select_stmt(), before);
+      }
+      before.push_back(cte);
+    }
+  }
+  const CteList ctes = NameResolver::WithCtes(*s, outer_ctes);
+  if (s->op() != pg_query::SETOP_NONE) {
+    Block(s->mutable_larg(), ctes);
+    Block(s->mutable_rarg(), ctes);
+    return;
+  }
+  Children(s, ctes);
+  Level(s, ctes);
+}
+
+std::optional<Candidate> Decorrelator::Analyze(const pg_query::SubLink& sl, const NameScope& outer,
+                                               const CteList& ctes) const {
+  if (!sl.subselect().has_select_stmt()) return std::nullopt;
+  const auto& sub = sl.subselect().select_stmt();
+  if (sub.op() != pg_query::SETOP_NONE || sub.values_lists_size() > 0 ||
+      sub.distinct_clause_size() > 0 || sub.group_clause_size() > 0 || sub.has_having_clause() ||
+      sub.has_limit_count() || sub.has_limit_offset() || sub.window_clause_size() > 0 ||
+      sub.locking_clause_size() > 0 || sub.has_into_clause() || sub.target_list_size() != 1 ||
+      sub.from_clause_size() == 0) {
+    return std::nullopt;
+  }
+  if (sub.has_with_clause() && sub.with_clause().recursive()) return std::nullopt;
+  const CteList inner_ctes = NameResolver::WithCtes(sub, ctes);
+  auto inner = names_.FromScope(sub.from_clause(), inner_ctes);
+  if (!inner.has_value()) return std::nullopt;
+  const Node& value = sub.target_list(0).res_target().val();
+  if (value.has_column_ref() && value.column_ref().fields_size() > 0 &&
+      value.column_ref().fields(value.column_ref().fields_size() - 1).has_a_star()) {
+    return std::nullopt;
+  }
+  // Which side each reference of an expression is on.
+  struct Sides {
+    bool inner = false, outer = false, unknown = false;
+  };
+  auto sides = [&](const Node& e) {
+    Sides s;
+    bool plain = ForEachColumnRef(e, [&](const pg_query::ColumnRef& ref) {
+      switch (ClassifyRef(ref, *inner, outer)) {
+        case NameOrigin::kInner:
+          s.inner = true;
+          break;
+        case NameOrigin::kOuter:
+          s.outer = true;
+          break;
+        case NameOrigin::kUnknown:
+          s.unknown = true;
+      }
+    });
+    s.unknown = s.unknown || !plain;
+    return s;
+  };
+  Sides vs = sides(value);
+  if (vs.outer || vs.unknown) return std::nullopt;
+
+  Candidate c;
+  bool bare_column = false;
+  ScanAggregates(value, facts_, &c.aggregate, &bare_column);
+  if (c.aggregate && bare_column) return std::nullopt;  // needs GROUP BY: not one row
+  c.null_on_empty = c.aggregate && NullOnEmpty(value, facts_);
+
+  std::vector<Node> conjuncts;
+  if (sub.has_where_clause()) SplitAnd(sub.where_clause(), &conjuncts);
+  for (const auto& conjunct : conjuncts) {
+    Sides cs = sides(conjunct);
+    if (cs.unknown) return std::nullopt;
+    if (!cs.outer) {
+      c.local.push_back(conjunct);
+      continue;
+    }
+    if (!conjunct.has_a_expr() || conjunct.a_expr().kind() != pg_query::AEXPR_OP ||
+        conjunct.a_expr().name_size() != 1 || conjunct.a_expr().name(0).string().sval() != "=" ||
+        !conjunct.a_expr().has_lexpr()) {
+      return std::nullopt;  // correlation other than an equality
+    }
+    const Node& l = conjunct.a_expr().lexpr();
+    const Node& r = conjunct.a_expr().rexpr();
+    Sides ls = sides(l), rs = sides(r);
+    if (ls.inner && !ls.outer && rs.outer && !rs.inner) {
+      c.keys.push_back({l, r, true});
+    } else if (rs.inner && !rs.outer && ls.outer && !ls.inner) {
+      c.keys.push_back({r, l, false});
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (c.keys.empty()) return std::nullopt;  // not correlated (or only in ways not handled)
+  if (c.aggregate) return c;
+
+  // A lookup: one base table, its key covered by plain correlation columns.
+  if (inner->entries.size() != 1 || inner->entries[0].relation == nullptr ||
+      inner->entries[0].relation->key.empty()) {
+    return std::nullopt;
+  }
+  const NameEntry& e = inner->entries[0];
+  for (const auto& k : e.relation->key) {
+    bool covered = false;
+    for (const auto& key : c.keys) {
+      if (!key.inner.has_column_ref()) continue;
+      const auto& f = key.inner.column_ref().fields();
+      if (f.empty() || !f[f.size() - 1].has_string()) continue;
+      const std::string& col = f[f.size() - 1].string().sval();
+      // The column under its (possibly aliased) name is the key column.
+      auto it = std::find(e.columns.begin(), e.columns.end(), col);
+      if (it == e.columns.end()) continue;
+      covered = covered || e.relation->columns[it - e.columns.begin()].name == k;
+    }
+    if (!covered) return std::nullopt;
+  }
+  return c;
+}
+
+Node Decorrelator::DerivedTable(const pg_query::SelectStmt& sub, const Candidate& c,
+                                bool with_rows) const {
+  b::Select d;
+  for (size_t i = 0; i < c.keys.size(); ++i) {
+    d.targets.push_back(b::Target(c.keys[i].inner, absl::StrCat(kKey, i + 1)));
+    if (c.aggregate) d.group_by.push_back(c.keys[i].inner);
+  }
+  d.targets.push_back(b::Target(sub.target_list(0).res_target().val(), kValue));
+  if (with_rows) d.targets.push_back(b::Target(b::CountStar(), kRows));
+  d.from.assign(sub.from_clause().begin(), sub.from_clause().end());
+  d.where = c.local;
+  Node out = d.Build();
+  if (sub.has_with_clause()) *out.mutable_select_stmt()->mutable_with_clause() = sub.with_clause();
+  return out;
+}
+
+std::vector<Node> Decorrelator::JoinConditions(const Candidate& c, const std::string& alias) const {
+  std::vector<Node> out;
+  for (size_t i = 0; i < c.keys.size(); ++i) {
+    Node k = b::Col(alias, absl::StrCat(kKey, i + 1));
+    out.push_back(c.keys[i].inner_left ? b::Eq(k, c.keys[i].outer) : b::Eq(c.keys[i].outer, k));
+  }
+  return out;
+}
+
+bool Decorrelator::LeftJoin(pg_query::SelectStmt* s, const CteList& ctes, const Candidate& c,
+                            Node derived, const std::string& alias) {
+  // The FROM items holding every outer reference of the correlation.
+  std::vector<NameScope> items;
+  for (const auto& item : s->from_clause()) {
+    auto scope = names_.ItemScope(item, ctes);
+    if (!scope.has_value()) return false;
+    items.push_back(std::move(*scope));
+  }
+  std::set<int> used;
+  bool ok = true;
+  for (const auto& key : c.keys) {
+    ok = ok && ForEachColumnRef(key.outer, [&](const pg_query::ColumnRef& ref) {
+           int found = -1;
+           for (size_t i = 0; i < items.size(); ++i) {
+             if (!ResolvesIn(ref, items[i])) continue;
+             if (found >= 0) ok = false;  // ambiguous
+             found = i;
+           }
+           if (found < 0) ok = false;
+           used.insert(found);
+         });
+  }
+  if (!ok || used.empty()) return false;
+  auto* from = s->mutable_from_clause();
+  const int first = *used.begin();
+  Node left = from->Get(first);
+  for (int i : used) {
+    if (i == first) continue;
+    left = b::Join(pg_query::JOIN_INNER, std::move(left), from->Get(i), Node());
+    left.mutable_join_expr()->clear_quals();
+  }
+  Node joined = b::Join(pg_query::JOIN_LEFT, std::move(left),
+                        b::Subquery(std::move(derived), alias), b::And(JoinConditions(c, alias)));
+  // Items after `first` are removed from the back, so indexes stay valid.
+  for (auto it = used.rbegin(); it != used.rend(); ++it) {
+    if (*it != first) from->erase(from->begin() + *it);
+  }
+  *from->Mutable(first) = std::move(joined);
+  return true;
+}
+
+void Decorrelator::Level(pg_query::SelectStmt* s, const CteList& ctes) {
+  auto outer = names_.FromScope(s->from_clause(), ctes);
+  if (!outer.has_value()) return;
+  bool grouped = s->group_clause_size() > 0;
+  for (const auto& g : s->group_clause()) {
+    if (g.has_grouping_set()) return;
+  }
+  bool aggregate_block = grouped || s->has_having_clause();
+  for (const auto& t : s->target_list()) {
+    bool bare = false;
+    ScanAggregates(t.res_target().val(), facts_, &aggregate_block, &bare);
+  }
+  // Candidates first, so `*` is expanded only when something is rewritten.
+  bool any = false;
+  auto find = [&](const Node& expr) {
+    auto visit = [&](Node* n) -> absl::StatusOr<bool> {
+      if (IsScalarSublink(*n)) {
+        any = any || Analyze(n->sub_link(), *outer, ctes).has_value();
+        return false;
+      }
+      return !n->has_sub_link();
+    };
+    Node copy = expr;
+    auto d = visit(&copy);
+    if (d.ok() && *d) (void)WalkNodes(&copy, visit);
+  };
+  if (s->has_where_clause()) find(s->where_clause());
+  for (const auto& t : s->target_list()) find(t);
+  if (s->has_having_clause()) find(s->having_clause());
+  if (!any) return;
+
+  // A new FROM item would show in `*`: spell the select list's `*` out.
+  for (const auto& t : s->target_list()) {
+    const Node& v = t.res_target().val();
+    if (!v.has_column_ref() || v.column_ref().fields_size() != 1 ||
+        !v.column_ref().fields(0).has_a_star()) {
+      continue;
+    }
+    if (outer->merged_columns) return;
+    std::set<std::string> seen;
+    for (const auto& e : outer->entries) {
+      if (!seen.insert(e.name).second) return;  // two entries of one name
+    }
+  }
+  {
+    google::protobuf::RepeatedPtrField<Node> targets;
+    for (const auto& t : s->target_list()) {
+      const Node& v = t.res_target().val();
+      if (v.has_column_ref() && v.column_ref().fields_size() == 1 &&
+          v.column_ref().fields(0).has_a_star()) {
+        for (const auto& e : outer->entries) {
+          for (const auto& col : e.columns) *targets.Add() = b::Target(b::Col(e.name, col));
+        }
+      } else {
+        *targets.Add() = t;
+      }
+    }
+    *s->mutable_target_list() = std::move(targets);
+  }
+
+  auto note = [&](const pg_query::SubLink& sl, const Candidate& c, const char* how) {
+    std::vector<std::string> keys;
+    for (const auto& k : c.keys) keys.push_back(Shown(k.inner));
+    notes_->push_back(
+        {absl::StrCat("correlated scalar subquery ", how,
+                      c.aggregate ? " a derived table grouped by (" : " a lookup on its key (",
+                      absl::StrJoin(keys, ", "), ")"),
+         sl.location()});
+  };
+  std::vector<Node> added_where;
+  // Replaces a scalar subquery by a LEFT JOINed derived table's value.
+  // `per_row`: evaluated per input row (WHERE, a block without aggregates,
+  // an aggregate's arguments), else per group (the select list and HAVING of
+  // an aggregate block), where the value joins the GROUP BY.
+  auto left_join = [&](Node* n, bool per_row) -> bool {
+    auto c = Analyze(n->sub_link(), *outer, ctes);
+    if (!c.has_value()) return false;
+    if (!per_row && !grouped) return false;
+    const auto& sub = n->sub_link().subselect().select_stmt();
+    const bool with_rows = c->aggregate && !c->null_on_empty;
+    const std::string alias = absl::StrCat("__pgt_sq", next_alias_++);
+    if (!LeftJoin(s, ctes, *c, DerivedTable(sub, *c, with_rows), alias)) return false;
+    Node value = b::Col(alias, kValue);
+    if (with_rows) {
+      // What the aggregate gives over no rows: the subquery's own expression
+      // over an empty input (count: 0, a user's aggregate: its initial state).
+      b::Select empty;
+      empty.targets.push_back(b::Target(sub.target_list(0).res_target().val()));
+      empty.from.assign(sub.from_clause().begin(), sub.from_clause().end());
+      empty.where.push_back(b::Bool(false));
+      Node e = empty.Build();
+      if (sub.has_with_clause())
+        *e.mutable_select_stmt()->mutable_with_clause() = sub.with_clause();
+      Node none = b::ScalarSubquery(std::move(e));
+      value = b::Case({{b::IsNull(b::Col(alias, kRows)), std::move(none)}}, &value);
+      if (!per_row) *s->add_group_clause() = b::Col(alias, kRows);
+    }
+    if (!per_row) *s->add_group_clause() = b::Col(alias, kValue);
+    note(n->sub_link(), *c, "LEFT JOINed to");
+    *n = std::move(value);
+    return true;
+  };
+  std::function<void(Node*, bool)> rewrite_all = [&](Node* expr, bool per_row) {
+    auto visit = [&](Node* n) -> absl::StatusOr<bool> {
+      if (IsScalarSublink(*n)) {
+        left_join(n, per_row);
+        return false;
+      }
+      if (n->has_sub_link()) return false;
+      if (!per_row && n->has_func_call() && IsAggregateCall(n->func_call(), facts_)) {
+        auto* fc = n->mutable_func_call();
+        for (auto& a : *fc->mutable_args()) rewrite_all(&a, true);
+        if (fc->has_agg_filter()) rewrite_all(fc->mutable_agg_filter(), true);
+        return false;
+      }
+      return true;
+    };
+    auto d = visit(expr);
+    if (d.ok() && *d) (void)WalkNodes(expr, visit);
+  };
+
+  if (s->has_where_clause()) {
+    std::vector<Node> conjuncts;
+    SplitAnd(s->where_clause(), &conjuncts);
+    for (auto& conjunct : conjuncts) {
+      if (IsComparison(conjunct)) {
+        auto* e = conjunct.mutable_a_expr();
+        for (Node* side : {e->mutable_lexpr(), e->mutable_rexpr()}) {
+          if (!IsScalarSublink(*side)) continue;
+          auto c = Analyze(side->sub_link(), *outer, ctes);
+          if (!c.has_value() || (c->aggregate && !c->null_on_empty)) continue;
+          const auto& sub = side->sub_link().subselect().select_stmt();
+          const std::string alias = absl::StrCat("__pgt_sq", next_alias_++);
+          *s->add_from_clause() = b::Subquery(DerivedTable(sub, *c, false), alias);
+          for (auto& j : JoinConditions(*c, alias)) added_where.push_back(std::move(j));
+          note(side->sub_link(), *c, "joined with");
+          *side = b::Col(alias, kValue);
+        }
+      }
+      rewrite_all(&conjunct, true);
+    }
+    for (auto& j : added_where) conjuncts.push_back(std::move(j));
+    *s->mutable_where_clause() = b::And(std::move(conjuncts));
+  }
+  for (auto& t : *s->mutable_target_list()) {
+    auto* rt = t.mutable_res_target();
+    Node before = rt->val();
+    rewrite_all(rt->mutable_val(), !aggregate_block);
+    // The output column keeps the name PostgreSQL gives the subquery.
+    if (rt->name().empty() && CanonicalKey(before) != CanonicalKey(rt->val())) {
+      rt->set_name(FigureColname(before));
+    }
+  }
+  if (s->has_having_clause()) rewrite_all(s->mutable_having_clause(), false);
+}
+
+}  // namespace
+
+void DecorrelateScalarSubqueries(Node* select_stmt, const CatalogFacts& facts,
+                                 std::vector<RewriteNote>* notes) {
+  if (!select_stmt->has_select_stmt()) return;
+  Decorrelator d(facts, notes);
+  d.Block(select_stmt->mutable_select_stmt(), {});
+}
+
+}  // namespace trickle::delta
