@@ -7,6 +7,7 @@ absl::StatusOr<pg_query::Node> RewriteQuery(const pg_query::Node& select_stmt,
                                             std::vector<RewriteNote>* notes) {
   pg_query::Node out = select_stmt;
   DecorrelateScalarSubqueries(&out, facts, notes);
+  RewriteMultiColumnNotIn(&out, facts, notes);
   return out;
 }
 

@@ -3,8 +3,13 @@
 // query in constructs it has (so the delta rules see fewer shapes). One pass
 // per file, each pinned by its own golden files (tests/delta/rewrite_golden/):
 //
-//   rewrite_decorrelate.cc  correlated scalar subqueries -> a join with a
-//                           derived table grouped by the correlation keys
+//   rewrite_decorrelate.cc  subqueries inside expressions: correlated scalar
+//                           subqueries, EXISTS / IN / ANY / ALL under OR or in
+//                           the select list -> a join with a derived table
+//                           grouped by the correlation keys, or one scalar
+//                           subquery when uncorrelated
+//   rewrite_not_in.cc       multi-column NOT IN -> NOT EXISTS keeping SQL's
+//                           NULL rules
 //
 // A pass changes a query only where it can prove the result equal, SQL's NULL
 // rules included; everything else is left as written, and lowering then
@@ -36,5 +41,8 @@ absl::StatusOr<pg_query::Node> RewriteQuery(const pg_query::Node& select_stmt,
 // rewrite_decorrelate.cc
 void DecorrelateScalarSubqueries(pg_query::Node* select_stmt, const CatalogFacts& facts,
                                  std::vector<RewriteNote>* notes);
+// rewrite_not_in.cc
+void RewriteMultiColumnNotIn(pg_query::Node* select_stmt, const CatalogFacts& facts,
+                             std::vector<RewriteNote>* notes);
 
 }  // namespace trickle::delta

@@ -1,4 +1,6 @@
-// Decorrelation of scalar subqueries (the shape of TPC-H Q2, Q17, Q20).
+// Decorrelation of subqueries inside expressions: scalar subqueries (the
+// shape of TPC-H Q2, Q17, Q20), and EXISTS / IN / ANY / ALL anywhere but as a
+// top-level WHERE conjunct (under OR, in the select list, ...).
 //
 //   SELECT ... FROM lineitem, part
 //   WHERE p_partkey = l_partkey
@@ -42,11 +44,26 @@
 // Correlation keys match with the query's own `=`, so a NULL key matches no
 // group, exactly as in the subquery.
 //
+// EXISTS, IN, op ANY and op ALL inside expressions (under OR, in the select
+// list, ...; lowering itself makes a top-level WHERE conjunct EXISTS / IN /
+// NOT IN a semi-, anti- or NOT IN join):
+//  * uncorrelated: one value for the whole query, a scalar subquery:
+//    `EXISTS (q)` -> `(SELECT count(*) > 0 FROM (q) __pgt_exists)`,
+//    `x op ANY|ALL (q)` -> `x op ANY|ALL (ARRAY(q))`: PostgreSQL's own ANY /
+//    ALL semantics over the array, NULLs and the empty case included.
+//  * correlated by equalities, as above: LEFT JOIN a derived table grouped by
+//    the keys: EXISTS is `__pgt_rows IS NOT NULL` (a key with rows has a
+//    group), `x op ANY|ALL (q)` is `x op ANY|ALL (coalesce(__pgt_items,
+//    '{}'))` over the key's values gathered by array_agg (empty for a key
+//    without rows, so ANY is false and ALL true, as over an empty subquery).
+//  A row on the left (`(a, b) IN (...)`) is not rewritten: an array of
+//  records compares NULL fields as equal, a row comparison does not.
+//
 // Not rewritten (left to lowering, which refuses them): correlation other
 // than equality, outer references outside the WHERE, subqueries with GROUP
-// BY, HAVING, DISTINCT, LIMIT, set operations or nested subqueries,
-// references two or more levels out, and blocks whose FROM names cannot be
-// told for certain.
+// BY, HAVING, LIMIT, set operations or nested subqueries (DISTINCT too, for
+// a scalar one), references two or more levels out, and blocks whose FROM
+// names cannot be told for certain.
 #include <algorithm>
 #include <optional>
 #include <set>
@@ -70,6 +87,7 @@ namespace b = sqlb;
 constexpr char kKey[] = "__pgt_key";
 constexpr char kValue[] = "__pgt_value";
 constexpr char kRows[] = "__pgt_rows";
+constexpr char kItems[] = "__pgt_items";
 
 bool IsComparison(const Node& n) {
   if (!n.has_a_expr() || n.a_expr().kind() != pg_query::AEXPR_OP || n.a_expr().name_size() != 1 ||
@@ -152,12 +170,57 @@ struct Correlation {
 };
 
 // A subquery that can be decorrelated.
+enum class SubKind { kScalar, kExists, kAnyAll };
+
 struct Candidate {
-  std::vector<Correlation> keys;
-  std::vector<Node> local;  // its other WHERE conjuncts
-  bool aggregate = false;   // else a lookup by key
-  bool null_on_empty = false;
+  SubKind kind = SubKind::kScalar;
+  std::vector<Correlation> keys;  // empty: uncorrelated (EXISTS / ANY / ALL only)
+  std::vector<Node> local;        // its other WHERE conjuncts
+  bool aggregate = false;         // (scalar) else a lookup by key
+  bool null_on_empty = false;     // (scalar)
 };
+
+// A WHERE conjunct lowering turns into a semi-, anti- or NOT IN join itself:
+// [NOT] EXISTS, x [NOT] IN, x = ANY, x <> ALL, (a, b) IN.
+bool LoweredAsJoin(const Node& conjunct) {
+  const Node* n = &conjunct;
+  bool negated = false;
+  if (n->has_bool_expr() && n->bool_expr().boolop() == pg_query::NOT_EXPR &&
+      n->bool_expr().args_size() == 1) {
+    negated = true;
+    n = &n->bool_expr().args(0);
+  }
+  if (!n->has_sub_link()) return false;
+  const auto& sl = n->sub_link();
+  std::string op =
+      sl.oper_name_size() > 0 ? sl.oper_name(sl.oper_name_size() - 1).string().sval() : "=";
+  switch (sl.sub_link_type()) {
+    case pg_query::EXISTS_SUBLINK:
+      return true;
+    case pg_query::ANY_SUBLINK:
+      return op == "=" && sl.oper_name_size() <= 1 && !(negated && sl.testexpr().has_row_expr());
+    case pg_query::ALL_SUBLINK:
+      return !negated && op == "<>" && sl.oper_name_size() <= 1 && !sl.testexpr().has_row_expr();
+    default:
+      return false;
+  }
+}
+
+// `test <op> ANY|ALL (array)`, with the subquery's own operator name.
+Node QuantifiedOverArray(const pg_query::SubLink& sl, Node array) {
+  Node n;
+  auto* a = n.mutable_a_expr();
+  a->set_kind(sl.sub_link_type() == pg_query::ALL_SUBLINK ? pg_query::AEXPR_OP_ALL
+                                                          : pg_query::AEXPR_OP_ANY);
+  if (sl.oper_name_size() > 0) {
+    *a->mutable_name() = sl.oper_name();
+  } else {
+    a->add_name()->mutable_string()->set_sval("=");
+  }
+  *a->mutable_lexpr() = sl.testexpr();
+  *a->mutable_rexpr() = std::move(array);
+  return n;
+}
 
 std::string Shown(const Node& expr) {
   auto s = DeparseExpression(expr);
@@ -250,24 +313,41 @@ void Decorrelator::Block(pg_query::SelectStmt* s, const CteList& outer_ctes) {
 
 std::optional<Candidate> Decorrelator::Analyze(const pg_query::SubLink& sl, const NameScope& outer,
                                                const CteList& ctes) const {
+  Candidate c;
+  switch (sl.sub_link_type()) {
+    case pg_query::EXPR_SUBLINK:
+      c.kind = SubKind::kScalar;
+      break;
+    case pg_query::EXISTS_SUBLINK:
+      c.kind = SubKind::kExists;
+      break;
+    case pg_query::ANY_SUBLINK:
+    case pg_query::ALL_SUBLINK:
+      // A row on the left compares records, whose NULL rules an array of
+      // records does not keep: left to lowering.
+      if (sl.testexpr().has_row_expr()) return std::nullopt;
+      c.kind = SubKind::kAnyAll;
+      break;
+    default:
+      return std::nullopt;
+  }
   if (!sl.subselect().has_select_stmt()) return std::nullopt;
   const auto& sub = sl.subselect().select_stmt();
   if (sub.op() != pg_query::SETOP_NONE || sub.values_lists_size() > 0 ||
-      sub.distinct_clause_size() > 0 || sub.group_clause_size() > 0 || sub.has_having_clause() ||
-      sub.has_limit_count() || sub.has_limit_offset() || sub.window_clause_size() > 0 ||
-      sub.locking_clause_size() > 0 || sub.has_into_clause() || sub.target_list_size() != 1 ||
-      sub.from_clause_size() == 0) {
+      sub.group_clause_size() > 0 || sub.has_having_clause() || sub.has_limit_count() ||
+      sub.has_limit_offset() || sub.window_clause_size() > 0 || sub.locking_clause_size() > 0 ||
+      sub.has_into_clause() || sub.from_clause_size() == 0 ||
+      (c.kind == SubKind::kScalar && sub.distinct_clause_size() > 0) ||
+      (c.kind != SubKind::kExists && sub.target_list_size() != 1)) {
     return std::nullopt;
+  }
+  for (const auto& d : sub.distinct_clause()) {
+    if (d.node_case() != Node::NODE_NOT_SET) return std::nullopt;  // DISTINCT ON
   }
   if (sub.has_with_clause() && sub.with_clause().recursive()) return std::nullopt;
   const CteList inner_ctes = NameResolver::WithCtes(sub, ctes);
   auto inner = names_.FromScope(sub.from_clause(), inner_ctes);
   if (!inner.has_value()) return std::nullopt;
-  const Node& value = sub.target_list(0).res_target().val();
-  if (value.has_column_ref() && value.column_ref().fields_size() > 0 &&
-      value.column_ref().fields(value.column_ref().fields_size() - 1).has_a_star()) {
-    return std::nullopt;
-  }
   // Which side each reference of an expression is on.
   struct Sides {
     bool inner = false, outer = false, unknown = false;
@@ -289,14 +369,24 @@ std::optional<Candidate> Decorrelator::Analyze(const pg_query::SubLink& sl, cons
     s.unknown = s.unknown || !plain;
     return s;
   };
-  Sides vs = sides(value);
-  if (vs.outer || vs.unknown) return std::nullopt;
-
-  Candidate c;
   bool bare_column = false;
-  ScanAggregates(value, facts_, &c.aggregate, &bare_column);
-  if (c.aggregate && bare_column) return std::nullopt;  // needs GROUP BY: not one row
-  c.null_on_empty = c.aggregate && NullOnEmpty(value, facts_);
+  for (const auto& t : sub.target_list()) {
+    const Node& value = t.res_target().val();
+    if (value.has_column_ref() && value.column_ref().fields_size() > 0 &&
+        value.column_ref().fields(value.column_ref().fields_size() - 1).has_a_star()) {
+      if (c.kind != SubKind::kExists) return std::nullopt;
+      continue;
+    }
+    Sides vs = sides(value);
+    if (vs.outer || vs.unknown) return std::nullopt;
+    ScanAggregates(value, facts_, &c.aggregate, &bare_column);
+  }
+  if (c.kind == SubKind::kScalar) {
+    if (c.aggregate && bare_column) return std::nullopt;  // needs GROUP BY: not one row
+    c.null_on_empty = c.aggregate && NullOnEmpty(sub.target_list(0).res_target().val(), facts_);
+  } else if (c.aggregate) {
+    return std::nullopt;  // an aggregate makes one row: not the shape handled here
+  }
 
   std::vector<Node> conjuncts;
   if (sub.has_where_clause()) SplitAnd(sub.where_clause(), &conjuncts);
@@ -323,7 +413,8 @@ std::optional<Candidate> Decorrelator::Analyze(const pg_query::SubLink& sl, cons
       return std::nullopt;
     }
   }
-  if (c.keys.empty()) return std::nullopt;  // not correlated (or only in ways not handled)
+  if (c.kind != SubKind::kScalar) return c;  // correlated or not
+  if (c.keys.empty()) return std::nullopt;   // uncorrelated: lowering makes it a Scalar
   if (c.aggregate) return c;
 
   // A lookup: one base table, its key covered by plain correlation columns.
@@ -352,12 +443,24 @@ std::optional<Candidate> Decorrelator::Analyze(const pg_query::SubLink& sl, cons
 Node Decorrelator::DerivedTable(const pg_query::SelectStmt& sub, const Candidate& c,
                                 bool with_rows) const {
   b::Select d;
+  const bool grouped = c.kind != SubKind::kScalar || c.aggregate;
   for (size_t i = 0; i < c.keys.size(); ++i) {
     d.targets.push_back(b::Target(c.keys[i].inner, absl::StrCat(kKey, i + 1)));
-    if (c.aggregate) d.group_by.push_back(c.keys[i].inner);
+    if (grouped) d.group_by.push_back(c.keys[i].inner);
   }
-  d.targets.push_back(b::Target(sub.target_list(0).res_target().val(), kValue));
-  if (with_rows) d.targets.push_back(b::Target(b::CountStar(), kRows));
+  switch (c.kind) {
+    case SubKind::kScalar:
+      d.targets.push_back(b::Target(sub.target_list(0).res_target().val(), kValue));
+      if (with_rows) d.targets.push_back(b::Target(b::CountStar(), kRows));
+      break;
+    case SubKind::kExists:
+      d.targets.push_back(b::Target(b::CountStar(), kRows));
+      break;
+    case SubKind::kAnyAll:
+      d.targets.push_back(
+          b::Target(b::Agg("array_agg", {sub.target_list(0).res_target().val()}), kItems));
+      break;
+  }
   d.from.assign(sub.from_clause().begin(), sub.from_clause().end());
   d.where = c.local;
   Node out = d.Build();
@@ -386,16 +489,20 @@ bool Decorrelator::LeftJoin(pg_query::SelectStmt* s, const CteList& ctes, const 
   std::set<int> used;
   bool ok = true;
   for (const auto& key : c.keys) {
-    ok = ok && ForEachColumnRef(key.outer, [&](const pg_query::ColumnRef& ref) {
-           int found = -1;
-           for (size_t i = 0; i < items.size(); ++i) {
-             if (!ResolvesIn(ref, items[i])) continue;
-             if (found >= 0) ok = false;  // ambiguous
-             found = i;
-           }
-           if (found < 0) ok = false;
-           used.insert(found);
-         });
+    const bool plain = ForEachColumnRef(key.outer, [&](const pg_query::ColumnRef& ref) {
+      int found = -1;
+      for (size_t i = 0; i < items.size(); ++i) {
+        if (!ResolvesIn(ref, items[i])) continue;
+        if (found >= 0) ok = false;  // ambiguous
+        found = i;
+      }
+      if (found < 0) {
+        ok = false;
+      } else {
+        used.insert(found);
+      }
+    });
+    if (!plain) ok = false;
   }
   if (!ok || used.empty()) return false;
   auto* from = s->mutable_from_clause();
@@ -432,17 +539,23 @@ void Decorrelator::Level(pg_query::SelectStmt* s, const CteList& ctes) {
   bool any = false;
   auto find = [&](const Node& expr) {
     auto visit = [&](Node* n) -> absl::StatusOr<bool> {
-      if (IsScalarSublink(*n)) {
+      if (n->has_sub_link()) {
         any = any || Analyze(n->sub_link(), *outer, ctes).has_value();
         return false;
       }
-      return !n->has_sub_link();
+      return true;
     };
     Node copy = expr;
     auto d = visit(&copy);
     if (d.ok() && *d) (void)WalkNodes(&copy, visit);
   };
-  if (s->has_where_clause()) find(s->where_clause());
+  if (s->has_where_clause()) {
+    std::vector<Node> conjuncts;
+    SplitAnd(s->where_clause(), &conjuncts);
+    for (const auto& c : conjuncts) {
+      if (!LoweredAsJoin(c)) find(c);
+    }
+  }
   for (const auto& t : s->target_list()) find(t);
   if (s->has_having_clause()) find(s->having_clause());
   if (!any) return;
@@ -476,55 +589,98 @@ void Decorrelator::Level(pg_query::SelectStmt* s, const CteList& ctes) {
     *s->mutable_target_list() = std::move(targets);
   }
 
-  auto note = [&](const pg_query::SubLink& sl, const Candidate& c, const char* how) {
+  auto note = [&](const pg_query::SubLink& sl, const Candidate& c, const std::string& how) {
     std::vector<std::string> keys;
     for (const auto& k : c.keys) keys.push_back(Shown(k.inner));
+    const char* what = c.kind == SubKind::kScalar   ? "correlated scalar subquery "
+                       : c.kind == SubKind::kExists ? "correlated EXISTS "
+                                                    : "correlated IN / ANY / ALL ";
     notes_->push_back(
-        {absl::StrCat("correlated scalar subquery ", how,
-                      c.aggregate ? " a derived table grouped by (" : " a lookup on its key (",
+        {absl::StrCat(what, how,
+                      c.kind != SubKind::kScalar || c.aggregate ? " a derived table grouped by ("
+                                                                : " a lookup on its key (",
                       absl::StrJoin(keys, ", "), ")"),
          sl.location()});
   };
   std::vector<Node> added_where;
-  // Replaces a scalar subquery by a LEFT JOINed derived table's value.
-  // `per_row`: evaluated per input row (WHERE, a block without aggregates,
-  // an aggregate's arguments), else per group (the select list and HAVING of
-  // an aggregate block), where the value joins the GROUP BY.
-  auto left_join = [&](Node* n, bool per_row) -> bool {
+  // Replaces a subquery inside an expression. `per_row`: evaluated per input
+  // row (WHERE, a block without aggregates, an aggregate's arguments), else
+  // per group (the select list and HAVING of an aggregate block), where the
+  // derived table's columns join the GROUP BY.
+  auto replace = [&](Node* n, bool per_row) -> bool {
     auto c = Analyze(n->sub_link(), *outer, ctes);
     if (!c.has_value()) return false;
+    const pg_query::SubLink sl = n->sub_link();
+    const auto& sub = sl.subselect().select_stmt();
+    if (c->keys.empty()) {
+      // Uncorrelated EXISTS / ANY / ALL: one value for the whole query, a
+      // scalar subquery (PostgreSQL's own ANY / ALL over an array keeps
+      // every NULL rule: an empty array is false for ANY, true for ALL).
+      if (c->kind == SubKind::kExists) {
+        b::Select e;
+        e.targets.push_back(b::Target(b::Op(">", b::CountStar(), b::Int(0))));
+        e.from.push_back(b::Subquery(sl.subselect(), "__pgt_exists"));
+        *n = b::ScalarSubquery(e.Build());
+        notes_->push_back(
+            {"uncorrelated EXISTS inside an expression: count(*) > 0 of the subquery, "
+             "a scalar subquery",
+             sl.location()});
+      } else {
+        *n = QuantifiedOverArray(sl, b::ArraySubquery(sl.subselect()));
+        notes_->push_back(
+            {"uncorrelated IN / ANY / ALL inside an expression: over ARRAY(subquery), "
+             "a scalar subquery",
+             sl.location()});
+      }
+      return true;
+    }
     if (!per_row && !grouped) return false;
-    const auto& sub = n->sub_link().subselect().select_stmt();
-    const bool with_rows = c->aggregate && !c->null_on_empty;
+    const bool with_rows = c->kind == SubKind::kScalar && c->aggregate && !c->null_on_empty;
     const std::string alias = absl::StrCat("__pgt_sq", next_alias_++);
     if (!LeftJoin(s, ctes, *c, DerivedTable(sub, *c, with_rows), alias)) return false;
-    Node value = b::Col(alias, kValue);
-    if (with_rows) {
-      // What the aggregate gives over no rows: the subquery's own expression
-      // over an empty input (count: 0, a user's aggregate: its initial state).
-      b::Select empty;
-      empty.targets.push_back(b::Target(sub.target_list(0).res_target().val()));
-      empty.from.assign(sub.from_clause().begin(), sub.from_clause().end());
-      empty.where.push_back(b::Bool(false));
-      Node e = empty.Build();
-      if (sub.has_with_clause())
-        *e.mutable_select_stmt()->mutable_with_clause() = sub.with_clause();
-      Node none = b::ScalarSubquery(std::move(e));
-      value = b::Case({{b::IsNull(b::Col(alias, kRows)), std::move(none)}}, &value);
-      if (!per_row) *s->add_group_clause() = b::Col(alias, kRows);
+    Node value;
+    switch (c->kind) {
+      case SubKind::kScalar:
+        value = b::Col(alias, kValue);
+        if (with_rows) {
+          // What the aggregate gives over no rows: the subquery's own
+          // expression over an empty input (count: 0, a user's aggregate:
+          // its initial state).
+          b::Select empty;
+          empty.targets.push_back(b::Target(sub.target_list(0).res_target().val()));
+          empty.from.assign(sub.from_clause().begin(), sub.from_clause().end());
+          empty.where.push_back(b::Bool(false));
+          Node e = empty.Build();
+          if (sub.has_with_clause())
+            *e.mutable_select_stmt()->mutable_with_clause() = sub.with_clause();
+          Node none = b::ScalarSubquery(std::move(e));
+          value = b::Case({{b::IsNull(b::Col(alias, kRows)), std::move(none)}}, &value);
+          if (!per_row) *s->add_group_clause() = b::Col(alias, kRows);
+        }
+        if (!per_row) *s->add_group_clause() = b::Col(alias, kValue);
+        break;
+      case SubKind::kExists:
+        // A key with rows has a group (whose count is never NULL).
+        value = b::IsNotNull(b::Col(alias, kRows));
+        if (!per_row) *s->add_group_clause() = b::Col(alias, kRows);
+        break;
+      case SubKind::kAnyAll:
+        // The key's values as an array, empty for a key without rows: ANY
+        // / ALL over it is exactly the subquery's (NULLs included).
+        value = QuantifiedOverArray(sl, b::Coalesce({b::Col(alias, kItems), b::Str("{}")}));
+        if (!per_row) *s->add_group_clause() = b::Col(alias, kItems);
+        break;
     }
-    if (!per_row) *s->add_group_clause() = b::Col(alias, kValue);
-    note(n->sub_link(), *c, "LEFT JOINed to");
+    note(sl, *c, "LEFT JOINed to");
     *n = std::move(value);
     return true;
   };
   std::function<void(Node*, bool)> rewrite_all = [&](Node* expr, bool per_row) {
     auto visit = [&](Node* n) -> absl::StatusOr<bool> {
-      if (IsScalarSublink(*n)) {
-        left_join(n, per_row);
+      if (n->has_sub_link()) {
+        replace(n, per_row);
         return false;
       }
-      if (n->has_sub_link()) return false;
       if (!per_row && n->has_func_call() && IsAggregateCall(n->func_call(), facts_)) {
         auto* fc = n->mutable_func_call();
         for (auto& a : *fc->mutable_args()) rewrite_all(&a, true);
@@ -555,7 +711,7 @@ void Decorrelator::Level(pg_query::SelectStmt* s, const CteList& ctes) {
           *side = b::Col(alias, kValue);
         }
       }
-      rewrite_all(&conjunct, true);
+      if (!LoweredAsJoin(conjunct)) rewrite_all(&conjunct, true);
     }
     for (auto& j : added_where) conjuncts.push_back(std::move(j));
     *s->mutable_where_clause() = b::And(std::move(conjuncts));

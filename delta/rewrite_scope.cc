@@ -106,8 +106,16 @@ std::optional<NameScope> NameResolver::ItemScope(const Node& item, const CteList
     auto left = ItemScope(j.larg(), ctes);
     auto right = ItemScope(j.rarg(), ctes);
     if (!left.has_value() || !right.has_value()) return std::nullopt;
+    const bool left_nullable =
+        j.jointype() == pg_query::JOIN_RIGHT || j.jointype() == pg_query::JOIN_FULL;
+    const bool right_nullable =
+        j.jointype() == pg_query::JOIN_LEFT || j.jointype() == pg_query::JOIN_FULL;
     scope = std::move(*left);
-    for (auto& e : right->entries) scope.entries.push_back(std::move(e));
+    for (auto& e : scope.entries) e.nullable = e.nullable || left_nullable;
+    for (auto& e : right->entries) {
+      e.nullable = e.nullable || right_nullable;
+      scope.entries.push_back(std::move(e));
+    }
     scope.merged_columns = scope.merged_columns || right->merged_columns || j.is_natural() ||
                            j.using_clause_size() > 0;
     return scope;
@@ -207,6 +215,22 @@ int Resolves(const std::vector<std::string>& names, const NameScope& scope) {
 bool ResolvesIn(const pg_query::ColumnRef& ref, const NameScope& scope) {
   auto names = Names(ref);
   return names.has_value() && Resolves(*names, scope) == 1;
+}
+
+bool NeverNull(const Node& expr, const NameScope& scope) {
+  if (!expr.has_column_ref()) return false;
+  auto names = Names(expr.column_ref());
+  if (!names.has_value()) return false;
+  const NameEntry* found = nullptr;
+  for (const auto& e : scope.entries) {
+    if (names->size() > 1 && !EntryMatches(e, *names)) continue;
+    if (std::find(e.columns.begin(), e.columns.end(), names->back()) == e.columns.end()) continue;
+    if (found != nullptr) return false;  // ambiguous
+    found = &e;
+  }
+  if (found == nullptr || found->relation == nullptr || found->nullable) return false;
+  auto it = std::find(found->columns.begin(), found->columns.end(), names->back());
+  return found->relation->columns[it - found->columns.begin()].not_null;
 }
 
 NameOrigin ClassifyRef(const pg_query::ColumnRef& ref, const NameScope& inner,

@@ -23,6 +23,7 @@ struct NameEntry {
   std::string schema;  // the schema of an unaliased base table, else ""
   std::vector<std::string> columns;
   const RelationFacts* relation = nullptr;  // a base table: its facts
+  bool nullable = false;                    // on the NULL-filled side of an outer join
 };
 
 struct NameScope {
@@ -70,6 +71,10 @@ NameOrigin ClassifyRef(const pg_query::ColumnRef& ref, const NameScope& inner,
                        const NameScope& outer);
 // Whether `ref` resolves in `scope`.
 bool ResolvesIn(const pg_query::ColumnRef& ref, const NameScope& scope);
+
+// Whether `expr` is a reference to a NOT NULL column of a base table in
+// `scope`, not on the NULL-filled side of an outer join: never NULL.
+bool NeverNull(const pg_query::Node& expr, const NameScope& scope);
 
 // Calls `fn` on every column reference in `expr` outside nested subqueries;
 // returns false when `expr` contains a subquery (whose references a caller

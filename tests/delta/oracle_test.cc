@@ -429,6 +429,47 @@ const std::vector<OracleGroup>& Groups() {
             "SELECT *, CASE WHEN (SELECT max(l.price) FROM lines l WHERE l.order_id = orders.id) > 2 "
             "THEN 'big' END AS size FROM orders"},
        }},
+      {"subqueries_in_expressions",
+       {
+           // EXISTS / IN / ANY / ALL under OR, in the select list and HAVING
+           // (delta/rewrite_decorrelate.cc), multi-column NOT IN
+           // (delta/rewrite_not_in.cc): three-valued results in the output,
+           // NULLs on both sides.
+           {"exists_under_or",
+            "SELECT c.id, c.name FROM customers c WHERE c.tier = 1 OR EXISTS (SELECT 1 FROM orders "
+            "o WHERE o.cust_id = c.id AND o.status = 'paid')"},
+           {"not_exists_under_or",
+            "SELECT c.id FROM customers c WHERE c.region IS NULL OR NOT EXISTS (SELECT 1 FROM "
+            "orders o WHERE o.cust_id = c.id)"},
+           {"in_under_or_correlated",
+            "SELECT o.id, o.amount FROM orders o WHERE o.amount > 80 OR o.qty IN (SELECT o2.qty "
+            "FROM orders o2 WHERE o2.cust_id = o.cust_id AND o2.id <> o2.qty)"},
+           {"in_under_or_uncorrelated_nulls",
+            "SELECT e.k, e.v FROM events e WHERE e.v = 'x' OR e.k IN (SELECT a.k FROM audit a "
+            "WHERE a.v = 'y')"},
+           {"not_in_under_or_nulls",
+            "SELECT e.k, e.v FROM events e WHERE e.v = 'z' OR e.k NOT IN (SELECT a.k FROM audit a "
+            "WHERE a.v <> 'x')"},
+           {"exists_in_select_list",
+            "SELECT c.id, EXISTS (SELECT 1 FROM orders o WHERE o.cust_id = c.id AND o.amount > 50) "
+            "AS big_spender FROM customers c"},
+           {"in_select_list_three_valued",
+            "SELECT e.k, e.v, e.k IN (SELECT a.k FROM audit a WHERE a.v = e.v) AS seen FROM "
+            "events e"},
+           {"all_in_select_list",
+            "SELECT o.id, o.amount >= ALL (SELECT o2.amount FROM orders o2 WHERE o2.cust_id = "
+            "o.cust_id) AS top FROM orders o"},
+           {"exists_uncorrelated_select_list",
+            "SELECT k, v, EXISTS (SELECT 1 FROM audit WHERE v = 'z') AS any_z FROM events"},
+           {"exists_or_in_having",
+            "SELECT o.cust_id, count(*) AS n FROM orders o GROUP BY o.cust_id HAVING count(*) > 3 "
+            "OR EXISTS (SELECT 1 FROM customers c WHERE c.id = o.cust_id AND c.tier = 3)"},
+           {"multi_column_not_in_nullable",
+            "SELECT e.k, e.v FROM events e WHERE (e.k, e.v) NOT IN (SELECT a.k, a.v FROM audit a)"},
+           {"multi_column_not_in_half_keyed",
+            "SELECT o.id, o.qty FROM orders o WHERE (o.id, o.qty) NOT IN (SELECT c.id, c.tier FROM "
+            "customers c)"},
+       }},
       {"full_refresh_only",
        {
            {"window_full_only", "SELECT id, row_number() OVER (ORDER BY id) AS rn FROM orders",
