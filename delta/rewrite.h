@@ -10,6 +10,10 @@
 //                           subquery when uncorrelated
 //   rewrite_not_in.cc       multi-column NOT IN -> NOT EXISTS keeping SQL's
 //                           NULL rules
+//   rewrite_lateral.cc      LATERAL subqueries correlated by equalities -> a
+//                           join with a derived table on the keys
+// (rewrite_scope.h names relations and columns for them;
+// rewrite_correlation.h holds what the subquery passes share.)
 //
 // A pass changes a query only where it can prove the result equal, SQL's NULL
 // rules included; everything else is left as written, and lowering then
@@ -41,6 +45,9 @@ absl::StatusOr<pg_query::Node> RewriteQuery(const pg_query::Node& select_stmt,
 // rewrite_decorrelate.cc
 void DecorrelateScalarSubqueries(pg_query::Node* select_stmt, const CatalogFacts& facts,
                                  std::vector<RewriteNote>* notes);
+// rewrite_lateral.cc
+void RewriteLateralSubqueries(pg_query::Node* select_stmt, const CatalogFacts& facts,
+                              std::vector<RewriteNote>* notes);
 // rewrite_not_in.cc
 void RewriteMultiColumnNotIn(pg_query::Node* select_stmt, const CatalogFacts& facts,
                              std::vector<RewriteNote>* notes);

@@ -75,6 +75,7 @@
 #include "delta/lowering.h"
 #include "delta/pg_parser.h"
 #include "delta/rewrite.h"
+#include "delta/rewrite_correlation.h"
 #include "delta/rewrite_scope.h"
 #include "delta/sql_builder.h"
 
@@ -84,7 +85,6 @@ namespace {
 using pg_query::Node;
 namespace b = sqlb;
 
-constexpr char kKey[] = "__pgt_key";
 constexpr char kValue[] = "__pgt_value";
 constexpr char kRows[] = "__pgt_rows";
 constexpr char kItems[] = "__pgt_items";
@@ -102,82 +102,15 @@ bool IsScalarSublink(const Node& n) {
   return n.has_sub_link() && n.sub_link().sub_link_type() == pg_query::EXPR_SUBLINK;
 }
 
-void SplitAnd(const Node& n, std::vector<Node>* out) {
-  if (n.has_bool_expr() && n.bool_expr().boolop() == pg_query::AND_EXPR) {
-    for (const auto& a : n.bool_expr().args()) SplitAnd(a, out);
-  } else {
-    out->push_back(n);
-  }
-}
-
-// A built-in aggregate that gives NULL over no rows (by name, as the engine
-// classifies every aggregate: a user's own aggregate named sum in another
-// schema is taken for the built-in one).
-bool NullOnEmptyAggregate(const Node& n, const CatalogFacts& facts) {
-  if (!n.has_func_call() || !IsAggregateCall(n.func_call(), facts)) return false;
-  const auto& call = n.func_call();
-  if (call.agg_star() || call.agg_within_group() || call.args_size() != 1) return false;
-  if (call.funcname_size() == 2 && call.funcname(0).string().sval() != "pg_catalog") return false;
-  static const std::set<std::string> kNames = {"sum", "avg", "min", "max"};
-  return kNames.count(FunctionName(call)) > 0;
-}
-
-bool NumericConstant(const Node& n) {
-  return n.has_a_const() && (n.a_const().has_ival() || n.a_const().has_fval());
-}
-
-// NULL whenever the subquery has no rows: a NULL-on-empty aggregate, cast,
-// or combined by + - * / with numeric constants or other such expressions
-// (strict operators: NULL in, NULL out).
-bool NullOnEmpty(const Node& n, const CatalogFacts& facts) {
-  if (n.has_type_cast()) return NullOnEmpty(n.type_cast().arg(), facts);
-  if (NullOnEmptyAggregate(n, facts)) return true;
-  if (n.has_a_expr() && n.a_expr().kind() == pg_query::AEXPR_OP && n.a_expr().name_size() == 1 &&
-      n.a_expr().has_lexpr()) {
-    static const std::set<std::string> kOps = {"+", "-", "*", "/"};
-    if (!kOps.count(n.a_expr().name(0).string().sval())) return false;
-    const Node& l = n.a_expr().lexpr();
-    const Node& r = n.a_expr().rexpr();
-    bool ln = NullOnEmpty(l, facts), rn = NullOnEmpty(r, facts);
-    return (ln && (rn || NumericConstant(r))) || (rn && NumericConstant(l));
-  }
-  return false;
-}
-
-// Whether `expr` has an aggregate call (not looking into subqueries), and
-// whether it reads a column outside every aggregate call.
-void ScanAggregates(const Node& expr, const CatalogFacts& facts, bool* aggregate,
-                    bool* bare_column) {
-  auto visit = [&](Node* n) -> absl::StatusOr<bool> {
-    if (n->has_sub_link()) return false;
-    if (n->has_func_call() && IsAggregateCall(n->func_call(), facts)) {
-      *aggregate = true;
-      return false;
-    }
-    if (n->has_column_ref()) *bare_column = true;
-    return true;
-  };
-  Node copy = expr;
-  auto descend = visit(&copy);
-  if (descend.ok() && *descend) (void)WalkNodes(&copy, visit);
-}
-
-// One correlation equality `inner = outer` (or `outer = inner`).
-struct Correlation {
-  Node inner;
-  Node outer;
-  bool inner_left = true;
-};
-
 // A subquery that can be decorrelated.
 enum class SubKind { kScalar, kExists, kAnyAll };
 
 struct Candidate {
   SubKind kind = SubKind::kScalar;
-  std::vector<Correlation> keys;  // empty: uncorrelated (EXISTS / ANY / ALL only)
-  std::vector<Node> local;        // its other WHERE conjuncts
-  bool aggregate = false;         // (scalar) else a lookup by key
-  bool null_on_empty = false;     // (scalar)
+  std::vector<CorrelationKey> keys;  // empty: uncorrelated (EXISTS / ANY / ALL only)
+  std::vector<Node> local;           // its other WHERE conjuncts
+  bool aggregate = false;            // (scalar) else a lookup by key
+  bool null_on_empty = false;        // (scalar)
 };
 
 // A WHERE conjunct lowering turns into a semi-, anti- or NOT IN join itself:
@@ -243,13 +176,8 @@ class Decorrelator {
                                    const CteList& ctes) const;
   Node DerivedTable(const pg_query::SelectStmt& sub, const Candidate& c, bool with_rows) const;
   // The correlation equalities over the derived table `alias`.
-  std::vector<Node> JoinConditions(const Candidate& c, const std::string& alias) const;
   // Replaces the scalar subqueries of the block that can be decorrelated.
   void Level(pg_query::SelectStmt* s, const CteList& ctes);
-  // LEFT JOINs the derived table to the FROM item(s) the correlation reads;
-  // false when they cannot be found for certain.
-  bool LeftJoin(pg_query::SelectStmt* s, const CteList& ctes, const Candidate& c, Node derived,
-                const std::string& alias);
 
   NameResolver names_;
   const CatalogFacts& facts_;
@@ -348,27 +276,7 @@ std::optional<Candidate> Decorrelator::Analyze(const pg_query::SubLink& sl, cons
   const CteList inner_ctes = NameResolver::WithCtes(sub, ctes);
   auto inner = names_.FromScope(sub.from_clause(), inner_ctes);
   if (!inner.has_value()) return std::nullopt;
-  // Which side each reference of an expression is on.
-  struct Sides {
-    bool inner = false, outer = false, unknown = false;
-  };
-  auto sides = [&](const Node& e) {
-    Sides s;
-    bool plain = ForEachColumnRef(e, [&](const pg_query::ColumnRef& ref) {
-      switch (ClassifyRef(ref, *inner, outer)) {
-        case NameOrigin::kInner:
-          s.inner = true;
-          break;
-        case NameOrigin::kOuter:
-          s.outer = true;
-          break;
-        case NameOrigin::kUnknown:
-          s.unknown = true;
-      }
-    });
-    s.unknown = s.unknown || !plain;
-    return s;
-  };
+  auto sides = [&](const Node& e) { return SidesOf(e, *inner, outer); };
   bool bare_column = false;
   for (const auto& t : sub.target_list()) {
     const Node& value = t.res_target().val();
@@ -377,7 +285,7 @@ std::optional<Candidate> Decorrelator::Analyze(const pg_query::SubLink& sl, cons
       if (c.kind != SubKind::kExists) return std::nullopt;
       continue;
     }
-    Sides vs = sides(value);
+    RefSides vs = sides(value);
     if (vs.outer || vs.unknown) return std::nullopt;
     ScanAggregates(value, facts_, &c.aggregate, &bare_column);
   }
@@ -388,31 +296,10 @@ std::optional<Candidate> Decorrelator::Analyze(const pg_query::SubLink& sl, cons
     return std::nullopt;  // an aggregate makes one row: not the shape handled here
   }
 
-  std::vector<Node> conjuncts;
-  if (sub.has_where_clause()) SplitAnd(sub.where_clause(), &conjuncts);
-  for (const auto& conjunct : conjuncts) {
-    Sides cs = sides(conjunct);
-    if (cs.unknown) return std::nullopt;
-    if (!cs.outer) {
-      c.local.push_back(conjunct);
-      continue;
-    }
-    if (!conjunct.has_a_expr() || conjunct.a_expr().kind() != pg_query::AEXPR_OP ||
-        conjunct.a_expr().name_size() != 1 || conjunct.a_expr().name(0).string().sval() != "=" ||
-        !conjunct.a_expr().has_lexpr()) {
-      return std::nullopt;  // correlation other than an equality
-    }
-    const Node& l = conjunct.a_expr().lexpr();
-    const Node& r = conjunct.a_expr().rexpr();
-    Sides ls = sides(l), rs = sides(r);
-    if (ls.inner && !ls.outer && rs.outer && !rs.inner) {
-      c.keys.push_back({l, r, true});
-    } else if (rs.inner && !rs.outer && ls.outer && !ls.inner) {
-      c.keys.push_back({r, l, false});
-    } else {
-      return std::nullopt;
-    }
-  }
+  auto correlation = SplitCorrelation(sub, *inner, outer);
+  if (!correlation.has_value()) return std::nullopt;
+  c.keys = std::move(correlation->keys);
+  c.local = std::move(correlation->local);
   if (c.kind != SubKind::kScalar) return c;  // correlated or not
   if (c.keys.empty()) return std::nullopt;   // uncorrelated: lowering makes it a Scalar
   if (c.aggregate) return c;
@@ -445,7 +332,7 @@ Node Decorrelator::DerivedTable(const pg_query::SelectStmt& sub, const Candidate
   b::Select d;
   const bool grouped = c.kind != SubKind::kScalar || c.aggregate;
   for (size_t i = 0; i < c.keys.size(); ++i) {
-    d.targets.push_back(b::Target(c.keys[i].inner, absl::StrCat(kKey, i + 1)));
+    d.targets.push_back(b::Target(c.keys[i].inner, absl::StrCat(kDerivedKey, i + 1)));
     if (grouped) d.group_by.push_back(c.keys[i].inner);
   }
   switch (c.kind) {
@@ -466,61 +353,6 @@ Node Decorrelator::DerivedTable(const pg_query::SelectStmt& sub, const Candidate
   Node out = d.Build();
   if (sub.has_with_clause()) *out.mutable_select_stmt()->mutable_with_clause() = sub.with_clause();
   return out;
-}
-
-std::vector<Node> Decorrelator::JoinConditions(const Candidate& c, const std::string& alias) const {
-  std::vector<Node> out;
-  for (size_t i = 0; i < c.keys.size(); ++i) {
-    Node k = b::Col(alias, absl::StrCat(kKey, i + 1));
-    out.push_back(c.keys[i].inner_left ? b::Eq(k, c.keys[i].outer) : b::Eq(c.keys[i].outer, k));
-  }
-  return out;
-}
-
-bool Decorrelator::LeftJoin(pg_query::SelectStmt* s, const CteList& ctes, const Candidate& c,
-                            Node derived, const std::string& alias) {
-  // The FROM items holding every outer reference of the correlation.
-  std::vector<NameScope> items;
-  for (const auto& item : s->from_clause()) {
-    auto scope = names_.ItemScope(item, ctes);
-    if (!scope.has_value()) return false;
-    items.push_back(std::move(*scope));
-  }
-  std::set<int> used;
-  bool ok = true;
-  for (const auto& key : c.keys) {
-    const bool plain = ForEachColumnRef(key.outer, [&](const pg_query::ColumnRef& ref) {
-      int found = -1;
-      for (size_t i = 0; i < items.size(); ++i) {
-        if (!ResolvesIn(ref, items[i])) continue;
-        if (found >= 0) ok = false;  // ambiguous
-        found = i;
-      }
-      if (found < 0) {
-        ok = false;
-      } else {
-        used.insert(found);
-      }
-    });
-    if (!plain) ok = false;
-  }
-  if (!ok || used.empty()) return false;
-  auto* from = s->mutable_from_clause();
-  const int first = *used.begin();
-  Node left = from->Get(first);
-  for (int i : used) {
-    if (i == first) continue;
-    left = b::Join(pg_query::JOIN_INNER, std::move(left), from->Get(i), Node());
-    left.mutable_join_expr()->clear_quals();
-  }
-  Node joined = b::Join(pg_query::JOIN_LEFT, std::move(left),
-                        b::Subquery(std::move(derived), alias), b::And(JoinConditions(c, alias)));
-  // Items after `first` are removed from the back, so indexes stay valid.
-  for (auto it = used.rbegin(); it != used.rend(); ++it) {
-    if (*it != first) from->erase(from->begin() + *it);
-  }
-  *from->Mutable(first) = std::move(joined);
-  return true;
 }
 
 void Decorrelator::Level(pg_query::SelectStmt* s, const CteList& ctes) {
@@ -561,33 +393,7 @@ void Decorrelator::Level(pg_query::SelectStmt* s, const CteList& ctes) {
   if (!any) return;
 
   // A new FROM item would show in `*`: spell the select list's `*` out.
-  for (const auto& t : s->target_list()) {
-    const Node& v = t.res_target().val();
-    if (!v.has_column_ref() || v.column_ref().fields_size() != 1 ||
-        !v.column_ref().fields(0).has_a_star()) {
-      continue;
-    }
-    if (outer->merged_columns) return;
-    std::set<std::string> seen;
-    for (const auto& e : outer->entries) {
-      if (!seen.insert(e.name).second) return;  // two entries of one name
-    }
-  }
-  {
-    google::protobuf::RepeatedPtrField<Node> targets;
-    for (const auto& t : s->target_list()) {
-      const Node& v = t.res_target().val();
-      if (v.has_column_ref() && v.column_ref().fields_size() == 1 &&
-          v.column_ref().fields(0).has_a_star()) {
-        for (const auto& e : outer->entries) {
-          for (const auto& col : e.columns) *targets.Add() = b::Target(b::Col(e.name, col));
-        }
-      } else {
-        *targets.Add() = t;
-      }
-    }
-    *s->mutable_target_list() = std::move(targets);
-  }
+  if (!ExpandStar(s, *outer)) return;
 
   auto note = [&](const pg_query::SubLink& sl, const Candidate& c, const std::string& how) {
     std::vector<std::string> keys;
@@ -637,23 +443,18 @@ void Decorrelator::Level(pg_query::SelectStmt* s, const CteList& ctes) {
     if (!per_row && !grouped) return false;
     const bool with_rows = c->kind == SubKind::kScalar && c->aggregate && !c->null_on_empty;
     const std::string alias = absl::StrCat("__pgt_sq", next_alias_++);
-    if (!LeftJoin(s, ctes, *c, DerivedTable(sub, *c, with_rows), alias)) return false;
+    if (!LeftJoinOnKeys(s, names_, ctes, c->keys,
+                        b::Subquery(DerivedTable(sub, *c, with_rows), alias), alias)) {
+      return false;
+    }
     Node value;
     switch (c->kind) {
       case SubKind::kScalar:
         value = b::Col(alias, kValue);
         if (with_rows) {
           // What the aggregate gives over no rows: the subquery's own
-          // expression over an empty input (count: 0, a user's aggregate:
-          // its initial state).
-          b::Select empty;
-          empty.targets.push_back(b::Target(sub.target_list(0).res_target().val()));
-          empty.from.assign(sub.from_clause().begin(), sub.from_clause().end());
-          empty.where.push_back(b::Bool(false));
-          Node e = empty.Build();
-          if (sub.has_with_clause())
-            *e.mutable_select_stmt()->mutable_with_clause() = sub.with_clause();
-          Node none = b::ScalarSubquery(std::move(e));
+          // expression over an empty input.
+          Node none = ValueOverNoRows(sub, sub.target_list(0).res_target().val());
           value = b::Case({{b::IsNull(b::Col(alias, kRows)), std::move(none)}}, &value);
           if (!per_row) *s->add_group_clause() = b::Col(alias, kRows);
         }
@@ -706,7 +507,7 @@ void Decorrelator::Level(pg_query::SelectStmt* s, const CteList& ctes) {
           const auto& sub = side->sub_link().subselect().select_stmt();
           const std::string alias = absl::StrCat("__pgt_sq", next_alias_++);
           *s->add_from_clause() = b::Subquery(DerivedTable(sub, *c, false), alias);
-          for (auto& j : JoinConditions(*c, alias)) added_where.push_back(std::move(j));
+          for (auto& j : KeyConditions(c->keys, alias)) added_where.push_back(std::move(j));
           note(side->sub_link(), *c, "joined with");
           *side = b::Col(alias, kValue);
         }

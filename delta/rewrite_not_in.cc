@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "delta/lowering.h"
 #include "delta/rewrite.h"
+#include "delta/rewrite_correlation.h"
 #include "delta/rewrite_scope.h"
 #include "delta/sql_builder.h"
 
@@ -37,14 +38,6 @@ namespace {
 
 using pg_query::Node;
 namespace b = sqlb;
-
-void SplitAnd(const Node& n, std::vector<Node>* out) {
-  if (n.has_bool_expr() && n.bool_expr().boolop() == pg_query::AND_EXPR) {
-    for (const auto& a : n.bool_expr().args()) SplitAnd(a, out);
-  } else {
-    out->push_back(n);
-  }
-}
 
 // The subquery of `NOT ((row) IN (subquery))`, else nullptr.
 const pg_query::SubLink* MultiColumnNotIn(const Node& conjunct) {

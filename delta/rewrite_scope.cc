@@ -90,7 +90,7 @@ std::optional<NameScope> NameResolver::ItemScope(const Node& item, const CteList
   }
   if (item.has_range_subselect()) {
     const auto& rs = item.range_subselect();
-    if (rs.lateral() || !rs.subquery().has_select_stmt() || !rs.has_alias()) return std::nullopt;
+    if (!rs.subquery().has_select_stmt() || !rs.has_alias()) return std::nullopt;
     auto names = OutputNames(rs.subquery().select_stmt(), ctes);
     if (!names.has_value()) return std::nullopt;
     NameEntry e;

@@ -470,6 +470,41 @@ const std::vector<OracleGroup>& Groups() {
             "SELECT o.id, o.qty FROM orders o WHERE (o.id, o.qty) NOT IN (SELECT c.id, c.tier FROM "
             "customers c)"},
        }},
+      {"lateral_subqueries",
+       {
+           // LATERAL subqueries correlated by equalities (delta/rewrite_lateral.cc):
+           // one row per outer row for an aggregate (count over no rows: 0),
+           // NULL keys joining nothing, keyless sources, ON conditions.
+           {"lateral_plain",
+            "SELECT o.id, x.name, x.region FROM orders o, LATERAL (SELECT c.name, c.region FROM "
+            "customers c WHERE c.id = o.cust_id) x"},
+           {"lateral_left_aggregate",
+            "SELECT c.id, s.n, s.total FROM customers c LEFT JOIN LATERAL (SELECT count(*) AS n, "
+            "sum(o.amount) AS total FROM orders o WHERE o.cust_id = c.id) s ON true"},
+           {"lateral_comma_aggregate_filtered",
+            "SELECT c.id, s.n FROM customers c, LATERAL (SELECT count(*) AS n FROM orders o WHERE "
+            "o.cust_id = c.id AND o.status = 'paid') s WHERE s.n < 2"},
+           {"lateral_group_by",
+            "SELECT c.id, s.status, s.n FROM customers c JOIN LATERAL (SELECT o.status, count(*) "
+            "AS n FROM orders o WHERE o.cust_id = c.id GROUP BY o.status) s ON s.n >= 1"},
+           {"lateral_keyless_nullable_key",
+            "SELECT e.k, e.v, s.m FROM events e LEFT JOIN LATERAL (SELECT max(a.k) AS m FROM audit "
+            "a WHERE a.v = e.v) s ON true"},
+           {"lateral_distinct",
+            "SELECT e.k, s.v FROM events e, LATERAL (SELECT DISTINCT a.v FROM audit a WHERE a.k = "
+            "e.k) s"},
+           {"lateral_left_on_condition",
+            "SELECT o.id, x.sku, x.price FROM orders o LEFT JOIN LATERAL (SELECT l.sku, l.price "
+            "FROM lines l WHERE l.order_id = o.id) x ON x.price > 2"},
+           {"lateral_star_count",
+            "SELECT * FROM customers c, LATERAL (SELECT count(*) AS n FROM orders o WHERE "
+            "o.cust_id = c.id) s"},
+           {"lateral_uncorrelated",
+            "SELECT o.id, s.m FROM orders o, LATERAL (SELECT max(amount) AS m FROM orders) s"},
+           {"lateral_two_keys",
+            "SELECT e.k, e.v, s.n FROM events e, LATERAL (SELECT count(*) AS n FROM audit a WHERE "
+            "a.k = e.k AND a.v = e.v) s"},
+       }},
       {"full_refresh_only",
        {
            {"window_full_only", "SELECT id, row_number() OVER (ORDER BY id) AS rn FROM orders",
@@ -549,6 +584,9 @@ TEST(OracleChainTest, StreamTablesReadingStreamTables) {
       {"chain_corr_count",
        "SELECT c.id, (SELECT count(*) FROM st.t_base_orders t WHERE t.cust_id = c.id) AS n FROM "
        "customers c"},
+      {"chain_lateral",
+       "SELECT c.id, s.n, s.top FROM customers c LEFT JOIN LATERAL (SELECT count(*) AS n, "
+       "max(t.amount) AS top FROM st.t_base_orders t WHERE t.cust_id = c.id) s ON true"},
   };
   OracleOptions options;
   options.seed = BaseSeed() + 1000;

@@ -275,7 +275,8 @@ TEST(PlanTest, UnsupportedConstructsAreNamedWithTheirPosition) {
       {"WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT n FROM "
        "r",
        "recursive WITH", 1},
-      {"SELECT o.id FROM orders o, LATERAL (SELECT * FROM customers c WHERE c.id = o.cust_id) x",
+      {"SELECT c.id FROM customers c, LATERAL (SELECT o.id FROM orders o WHERE o.cust_id = c.id "
+       "ORDER BY o.amount LIMIT 2) x",
        "LATERAL subquery", 0},
       {"SELECT id, (SELECT max(amount) FROM orders o2 WHERE o2.id < o.id) FROM orders o",
        "correlated scalar subquery", 12},
